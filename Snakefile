@@ -1,0 +1,26 @@
+# AffinityNet (Ahn & Kwak, CVPR 2018) as a Snakemake workflow:
+# classifier -> CAMs -> affinity labels -> AffinityNet -> random walk -> DeepLabV3 -> evaluation.
+# Settings: config.yaml (validated against schemas/config.schema.yaml before any job runs).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/dataset.smk"
+include: "rules/cam.smk"
+include: "rules/affinity.smk"
+include: "rules/segmentation.smk"
+include: "rules/evaluate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        summary=f"{RESULTS}/summary.json",
+        table=f"{RESULTS}/summary.md",
+        examples=f"{RESULTS}/examples.png",

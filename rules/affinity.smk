@@ -1,0 +1,70 @@
+# Stages 3-5: affinity labels, AffinityNet, random walk.
+
+
+rule make_affinity_labels:
+    input:
+        cams=rules.extract_cams.output.cams,
+    output:
+        labels=f"{RESULTS}/affinity_labels_{TRAIN}.h5",
+    params:
+        dataset=DATASET_ARG,
+        hyper=as_arg(config["affinity_labels"]),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    log:
+        f"{LOGS}/make_affinity_labels.log",
+    shell:
+        "python -m wsss_steps.make_affinity_labels --dataset {params.dataset} --params {params.hyper}"
+        " --cams {input.cams} --threads {threads} --out {output.labels} > {log} 2>&1"
+
+
+rule train_affinity:
+    input:
+        labels=rules.make_affinity_labels.output.labels,
+        classifier=rules.train_classifier.output.weights,
+    output:
+        weights=f"{RESULTS}/affinity.weights.h5",
+    params:
+        dataset=DATASET_ARG,
+        backbone=BACKBONE_ARG,
+        hyper=as_arg(config["affinity"]),
+        seed=config["seed"],
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=240,
+    log:
+        f"{LOGS}/train_affinity.log",
+    shell:
+        "python -m wsss_steps.train_affinity --dataset {params.dataset} --backbone {params.backbone}"
+        " --params {params.hyper} --labels {input.labels} --classifier {input.classifier} --seed {params.seed}"
+        " --device {config[device]} --threads {threads} --out {output.weights} > {log} 2>&1"
+
+
+rule random_walk:
+    input:
+        cams=rules.extract_cams.output.cams,
+        affinity=rules.train_affinity.output.weights,
+    output:
+        labels=f"{RESULTS}/pseudo_labels_{TRAIN}.h5",
+        png=directory(f"{RESULTS}/pseudo_labels_{TRAIN}"),
+    params:
+        dataset=DATASET_ARG,
+        backbone=BACKBONE_ARG,
+        hyper=as_arg(config["random_walk"]),
+        affinity=as_arg(config["affinity"]),
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    log:
+        f"{LOGS}/random_walk.log",
+    shell:
+        "python -m wsss_steps.random_walk --dataset {params.dataset} --backbone {params.backbone}"
+        " --params {params.hyper} --affinity-params {params.affinity} --cams {input.cams}"
+        " --affinity {input.affinity} --device {config[device]} --threads {threads}"
+        " --out {output.labels} --png-dir {output.png} > {log} 2>&1"

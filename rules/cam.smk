@@ -1,0 +1,47 @@
+# Stages 1-2: the CAM classifier and multi-scale CAM extraction.
+
+
+rule train_classifier:
+    input:
+        split=split_list(TRAIN),
+    output:
+        weights=f"{RESULTS}/classifier.weights.h5",
+    params:
+        dataset=DATASET_ARG,
+        backbone=BACKBONE_ARG,
+        hyper=as_arg(config["classifier"]),
+        seed=config["seed"],
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=240,
+    log:
+        f"{LOGS}/train_classifier.log",
+    shell:
+        "python -m wsss_steps.train_classifier --dataset {params.dataset} --backbone {params.backbone}"
+        " --params {params.hyper} --split {TRAIN} --seed {params.seed} --device {config[device]}"
+        " --threads {threads} --out {output.weights} > {log} 2>&1"
+
+
+rule extract_cams:
+    input:
+        split=split_list(TRAIN),
+        classifier=rules.train_classifier.output.weights,
+    output:
+        cams=f"{RESULTS}/cams_{TRAIN}.h5",
+    params:
+        dataset=DATASET_ARG,
+        backbone=BACKBONE_ARG,
+        hyper=as_arg(config["cams"]),
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    log:
+        f"{LOGS}/extract_cams.log",
+    shell:
+        "python -m wsss_steps.extract_cams --dataset {params.dataset} --backbone {params.backbone}"
+        " --params {params.hyper} --classifier {input.classifier} --split {TRAIN} --device {config[device]}"
+        " --threads {threads} --out {output.cams} > {log} 2>&1"

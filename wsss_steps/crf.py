@@ -1,0 +1,22 @@
+"""Dense CRF (Kraehenbuehl & Koltun) through pydensecrf, with psa's kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def dense_crf(image: np.ndarray, probs: np.ndarray, iterations: int, gaussian_sxy: float, gaussian_compat: float,
+              bilateral_sxy: float, bilateral_srgb: float, bilateral_compat: float) -> np.ndarray:
+    """Q = meanfield(unary -log p, gaussian(sxy) + bilateral(sxy, srgb; image)); probs (K, H, W) -> (K, H, W)."""
+    k, h, w = probs.shape
+    if iterations == 0 or k < 2:
+        return probs
+    import pydensecrf.densecrf as dcrf
+
+    crf = dcrf.DenseCRF2D(w, h, k)
+    unary = -np.log(np.clip(probs.reshape(k, -1), 1e-5, None)).astype(np.float32)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary))
+    crf.addPairwiseGaussian(sxy=gaussian_sxy, compat=gaussian_compat)
+    crf.addPairwiseBilateral(sxy=bilateral_sxy, srgb=bilateral_srgb, rgbim=np.ascontiguousarray(image, dtype=np.uint8),
+                             compat=bilateral_compat)
+    return np.asarray(crf.inference(iterations), dtype=np.float32).reshape(k, h, w)

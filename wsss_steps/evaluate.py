@@ -1,0 +1,178 @@
+"""Stage 7: mIoU per class of CAM and CAM+RW (train split) and of the segmentation network (val split).
+
+Writes summary.json, summary.md (a table like the paper's) and examples.png (image, ground
+truth, CAM, affinity labels, pseudo-label, prediction side by side).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .algorithms import cam_labels, confusion_matrix, iou_per_class, mean_iou
+from .config import load_params
+from .data import VOCLayout
+from .io import atomic_path, open_store, read_array, voc_palette
+from .log import progress, setup_logging
+from .runtime import base_parser
+
+STAGE = "evaluate"
+
+
+def score(conf: np.ndarray, classes) -> dict:
+    """mIoU and per-class IoU (0-100) from a confusion matrix."""
+    iou = iou_per_class(conf)
+    return {"miou": round(100 * mean_iou(conf), 2),
+            "iou": {name: (None if np.isnan(v) else round(100 * float(v), 2)) for name, v in zip(classes, iou)}}
+
+
+def evaluate_cams(layout: VOCLayout, cams, ids, threshold: float, curve) -> dict:
+    """CAM mIoU at the fixed background ``threshold`` and at each threshold of ``curve``."""
+    thresholds = sorted(set([threshold, *curve]))
+    n = layout.num_classes
+    confs = {thr: np.zeros((n, n), np.int64) for thr in thresholds}
+    for image_id in progress(ids, desc="score CAM"):
+        gt = layout.mask(image_id)
+        cam = read_array(cams, image_id).astype(np.float32)
+        classes = [int(c) for c in cams[image_id].attrs["classes"]]
+        for thr in thresholds:
+            confs[thr] += confusion_matrix(cam_labels(cam, classes, thr), gt, n, layout.ignore_index)
+    result = score(confs[threshold], layout.classes)
+    result.update(threshold=threshold, images=len(ids),
+                  curve=[{"threshold": thr, "miou": round(100 * mean_iou(confs[thr]), 2)} for thr in thresholds])
+    return result
+
+
+def evaluate_labels(layout: VOCLayout, group, ids, desc: str) -> dict:
+    """mIoU of stored label maps (one dataset per image id) against the ground-truth masks."""
+    n = layout.num_classes
+    conf = np.zeros((n, n), np.int64)
+    for image_id in progress(ids, desc=desc):
+        conf += confusion_matrix(read_array(group, image_id), layout.mask(image_id), n, layout.ignore_index)
+    return dict(score(conf, layout.classes), images=len(ids))
+
+
+def affinity_label_quality(layout: VOCLayout, labels, ids) -> dict:
+    """Share of pixels given a confident label and the accuracy of those labels."""
+    confident = correct = total = 0
+    for image_id in ids:
+        gt = layout.mask(image_id)
+        lab = read_array(labels, image_id)
+        valid = gt != layout.ignore_index
+        keep = valid & (lab != 255)
+        total += int(valid.sum())
+        confident += int(keep.sum())
+        correct += int((lab[keep] == gt[keep]).sum())
+    return {"confident_share": round(100 * confident / max(1, total), 2), "accuracy": round(100 * correct / max(1, confident), 2)}
+
+
+def markdown_table(summary: dict) -> str:
+    """The per-class IoU table (rows: CAM, CAM+RW, segmentation)."""
+    classes = summary["classes"]
+    head = "| method | split | " + " | ".join(classes) + " | mIoU |\n|---|---|" + "---|" * (len(classes) + 1) + "\n"
+    rows = []
+    for key, name in (("cam", f"CAM (bg {summary['cam']['threshold']})"), ("rw", "CAM + RW"), ("seg", "DeepLabV3 on CAM + RW")):
+        part = summary[key]
+        cells = ["-" if part["iou"][c] is None else f"{part['iou'][c]:.1f}" for c in classes]
+        rows.append(f"| {name} | {part['split']} | " + " | ".join(cells) + f" | **{part['miou']:.1f}** |")
+    curve = ", ".join(f"{p['threshold']}: {p['miou']:.1f}" for p in summary["cam"]["curve"])
+    return (f"# {summary['run_name']} on {summary['dataset']}\n\n" + head + "\n".join(rows) +
+            f"\n\nCAM mIoU against the background threshold (for reference, not tuned): {curve}\n")
+
+
+def _colour(labels: np.ndarray) -> np.ndarray:
+    palette = np.asarray(voc_palette(), np.uint8).reshape(256, 3)
+    return palette[labels]
+
+
+def _heat(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    x = cam.max(axis=0) if cam.shape[0] else np.zeros(image.shape[:2], np.float32)
+    jet = np.stack([np.clip(1.5 - np.abs(4 * x - k), 0, 1) for k in (3, 2, 1)], axis=-1) * 255
+    return (0.5 * image + 0.5 * jet).astype(np.uint8)
+
+
+def examples_figure(layout, ids, cams, labels, pseudo, preds) -> Image.Image:
+    """Rows of image | ground truth | CAM | affinity labels | pseudo-label | prediction."""
+    titles = ["image", "ground truth", "CAM", "affinity labels", "pseudo-label (RW)", "prediction"]
+    rows = []
+    for image_id in ids:
+        image = layout.image(image_id)
+        cam = read_array(cams, image_id).astype(np.float32)
+        tiles = [image, _colour(layout.mask(image_id)), _heat(image, cam), _colour(read_array(labels, image_id)),
+                 _colour(read_array(pseudo, image_id)), _colour(read_array(preds, image_id))]
+        h = max(t.shape[0] for t in tiles)
+        w = max(t.shape[1] for t in tiles)
+        row = np.full((h, len(tiles) * (w + 4), 3), 255, np.uint8)
+        for k, tile in enumerate(tiles):
+            row[:tile.shape[0], k * (w + 4):k * (w + 4) + tile.shape[1]] = tile
+        rows.append(row)
+    width = max(r.shape[1] for r in rows)
+    canvas = Image.new("RGB", (width, 16 + sum(r.shape[0] + 4 for r in rows)), "white")
+    draw = ImageDraw.Draw(canvas)
+    tile_w = width // len(titles)
+    for k, title in enumerate(titles):
+        draw.text((k * tile_w + 2, 2), title, fill="black")
+    y = 16
+    for row in rows:
+        canvas.paste(Image.fromarray(row), (0, y))
+        y += row.shape[0] + 4
+    return canvas
+
+
+def main(argv=None):
+    parser = base_parser(STAGE, __doc__)
+    parser.add_argument("--params", required=True, help="evaluation settings (JSON or YAML file)")
+    parser.add_argument("--run-name", required=True)
+    parser.add_argument("--cams", required=True)
+    parser.add_argument("--affinity-labels", required=True)
+    parser.add_argument("--pseudo-labels", required=True)
+    parser.add_argument("--predictions", required=True)
+    parser.add_argument("--train-split", required=True)
+    parser.add_argument("--val-split", required=True)
+    parser.add_argument("--summary", required=True, help="summary.json to write")
+    parser.add_argument("--table", required=True, help="summary.md to write")
+    parser.add_argument("--examples", required=True, help="examples.png to write")
+    args = parser.parse_args(argv)
+    log = setup_logging(args.log)
+    dataset = load_params(args.dataset)
+    layout = VOCLayout.from_config(dataset)
+    params = load_params(args.params)
+    with open_store(args.cams, "extract_cams") as cams, \
+            open_store(args.affinity_labels, "make_affinity_labels") as labels, \
+            open_store(args.pseudo_labels, "random_walk") as pseudo, \
+            open_store(args.predictions, "predict_segmentation") as preds:
+        train_ids = json.loads(cams.attrs["ids"])
+        if args.val_split not in preds:
+            raise SystemExit(f"{args.predictions}: has no predictions for split '{args.val_split}'.")
+        val_ids = json.loads(preds[args.val_split].attrs["ids"])
+        summary = {"run_name": args.run_name, "dataset": dataset.get("name", str(layout.root)),
+                   "classes": list(layout.classes)}
+        summary["cam"] = dict(evaluate_cams(layout, cams, train_ids, params["cam_threshold"], params["threshold_curve"]),
+                              split=args.train_split)
+        summary["rw"] = dict(evaluate_labels(layout, pseudo, train_ids, "score CAM+RW"), split=args.train_split)
+        summary["seg"] = dict(evaluate_labels(layout, preds[args.val_split], val_ids, "score segmentation"),
+                              split=args.val_split)
+        if args.train_split in preds:
+            summary["seg_train"] = dict(evaluate_labels(layout, preds[args.train_split], train_ids, "score seg train"),
+                                        split=args.train_split)
+        summary["affinity_labels"] = affinity_label_quality(layout, labels, train_ids)
+        shown = [i for i in train_ids if len(cams[i].attrs["classes"])][: params["examples"]]
+        figure = None
+        if shown and args.train_split in preds:
+            figure = examples_figure(layout, shown, cams, labels, pseudo, preds[args.train_split])
+    with atomic_path(args.summary) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_path(args.table) as tmp:
+        Path(tmp).write_text(markdown_table(summary))
+    with atomic_path(args.examples) as tmp:
+        (figure or Image.new("RGB", (64, 16), "white")).save(tmp, format="PNG")
+    log.info("CAM %.2f | CAM+RW %.2f | segmentation %.2f mIoU", summary["cam"]["miou"], summary["rw"]["miou"],
+             summary["seg"]["miou"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Networks: backbones (tiny, ResNet-50), the CAM classifier, AffinityNet and DeepLabV3."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
+
+
+class WeightsError(ValueError):
+    """Backbone weights that cannot be found or do not fit."""
+
+
+def _conv_bn(cin, cout, stride=1, dilation=1):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class _Block(nn.Module):
+    """Two 3x3 convs with a residual shortcut."""
+
+    def __init__(self, cin, cout, stride=1, dilation=1):
+        super().__init__()
+        self.body = nn.Sequential(_conv_bn(cin, cout, stride, dilation),
+                                  nn.Conv2d(cout, cout, 3, 1, dilation, dilation, bias=False), nn.BatchNorm2d(cout))
+        self.short = nn.Identity() if (cin == cout and stride == 1) else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return F.relu(self.body(x) + self.short(x))
+
+
+class TinyBackbone(nn.Module):
+    """A small residual CNN at output stride 8 for tests and the built-in demo (no pretrained weights)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(_conv_bn(3, w, 2), _conv_bn(w, w))
+        self.stage1 = _Block(w, 2 * w, stride=2)
+        self.stage2 = _Block(2 * w, 4 * w, stride=2)
+        self.stage3 = nn.Sequential(_Block(4 * w, 8 * w, dilation=2), _Block(8 * w, 8 * w, dilation=4))
+        self.channels = (2 * w, 4 * w, 8 * w)
+        self.stride = 8
+
+    def forward(self, x):
+        s1 = self.stage1(self.stem(x))
+        s2 = self.stage2(s1)
+        s3 = self.stage3(s2)
+        return [s1, s2, s3]
+
+
+class ResNet50Backbone(nn.Module):
+    """torchvision ResNet-50 without its classifier, at output stride 8 or 16 (dilated last stages)."""
+
+    def __init__(self, output_stride: int = 16):
+        super().__init__()
+        if output_stride not in (8, 16):
+            raise ValueError("output_stride must be 8 or 16")
+        net = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, output_stride == 8, True])
+        self.net = net
+        self.channels = (512, 1024, 2048)
+        self.stride = output_stride
+
+    def forward(self, x):
+        n = self.net
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        x = n.layer1(x)
+        s2 = n.layer2(x)
+        s3 = n.layer3(s2)
+        s4 = n.layer4(s3)
+        return [s2, s3, s4]
+
+    def load_imagenet(self, weights: str):
+        """Load ImageNet weights from a local state-dict file or a torchvision weights name (downloads)."""
+        path = Path(weights)
+        if path.suffix in (".pth", ".pt") or path.exists():
+            if not path.is_file():
+                raise WeightsError(f"{path}: backbone weights file not found.")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            try:
+                enum = torchvision.models.ResNet50_Weights[weights]
+            except KeyError:
+                raise WeightsError(f"backbone weights '{weights}' is neither a file nor a torchvision "
+                                   f"ResNet50_Weights name ({', '.join(torchvision.models.ResNet50_Weights.__members__)}).") from None
+            state = enum.get_state_dict(progress=True)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("fc.")]
+        if missing or unexpected:
+            raise WeightsError(f"{weights}: weights do not fit ResNet-50 (missing {missing[:3]}, unexpected {unexpected[:3]}).")
+
+
+def make_backbone(name: str, output_stride: int = 8, weights: str | None = None, width: int = 32) -> nn.Module:
+    """Build a backbone by name ('tiny' or 'resnet50'), optionally with ImageNet weights."""
+    if name == "tiny":
+        if weights:
+            raise WeightsError("the 'tiny' backbone has no pretrained weights; set backbone.weights to null.")
+        return TinyBackbone(width)
+    if name == "resnet50":
+        backbone = ResNet50Backbone(output_stride)
+        if weights:
+            backbone.load_imagenet(weights)
+        return backbone
+    raise ValueError(f"unknown backbone '{name}'")
+
+
+class CAMNet(nn.Module):
+    """Backbone + global average pooling + bias-free 1x1 classifier; CAM M_c = w_c^T f(x, y)."""
+
+    def __init__(self, backbone: nn.Module, num_fg: int):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Conv2d(backbone.channels[-1], num_fg, 1, bias=False)
+
+    def forward(self, x):
+        feats = self.backbone(x)[-1]
+        return self.classifier(F.adaptive_avg_pool2d(feats, 1)).flatten(1)
+
+    def cam(self, x):
+        """Raw class activation maps (B, num_fg, h, w) at the backbone's stride."""
+        return self.classifier(self.backbone(x)[-1])
+
+
+class AffinityNet(nn.Module):
+    """1x1 convs (ELU, no bias) on three backbone stages, concatenated, one more 1x1 conv: the affinity features f."""
+
+    def __init__(self, backbone: nn.Module, head_channels=(64, 128, 256)):
+        super().__init__()
+        self.backbone = backbone
+        self.reduce = nn.ModuleList(nn.Conv2d(c, h, 1, bias=False) for c, h in zip(backbone.channels, head_channels))
+        total = sum(head_channels)
+        self.fuse = nn.Conv2d(total, total, 1, bias=False)
+
+    def forward(self, x):
+        feats = self.backbone(x)
+        size = feats[-1].shape[-2:]
+        parts = []
+        for conv, f in zip(self.reduce, feats):
+            if f.shape[-2:] != size:
+                f = F.adaptive_avg_pool2d(f, size)
+            parts.append(F.elu(conv(f)))
+        return F.elu(self.fuse(torch.cat(parts, dim=1)))
+
+
+class _OutDict(nn.Module):
+    """Adapts a backbone to torchvision's segmentation models, which expect {'out': features}."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x):
+        return OrderedDict(out=self.backbone(x)[-1])
+
+
+def make_deeplabv3(backbone: nn.Module, num_classes: int, aspp_channels: int = 256, atrous_rates=(12, 24, 36)) -> DeepLabV3:
+    """torchvision DeepLabV3 (ASPP head) on one of our backbones."""
+    head = nn.Sequential(
+        ASPP(backbone.channels[-1], list(atrous_rates), aspp_channels),
+        nn.Conv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(aspp_channels), nn.ReLU(inplace=True),
+        nn.Conv2d(aspp_channels, num_classes, 1))
+    return DeepLabV3(_OutDict(backbone), head)
+
+
+def backbone_state(model_state: dict, prefix: str = "backbone.") -> dict:
+    """The backbone part of a CAMNet state dict, keys without the prefix."""
+    return {k[len(prefix):]: v for k, v in model_state.items() if k.startswith(prefix)}

@@ -1,0 +1,66 @@
+"""Device choice, seeding and command-line helpers shared by the stages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+
+import numpy as np
+import torch
+
+log = logging.getLogger("wsss_steps")
+
+
+class DeviceError(RuntimeError):
+    """A CUDA device was asked for on a machine without one."""
+
+
+def resolve_device(request: str) -> torch.device:
+    """'cpu', 'cuda' (fails at once without CUDA) or 'auto' (CUDA when available, else CPU, said in the log)."""
+    if request == "cpu":
+        return torch.device("cpu")
+    available = torch.cuda.is_available()
+    if request == "cuda":
+        if not available:
+            raise DeviceError("device 'cuda' was requested but PyTorch sees no CUDA device; set device: auto or cpu.")
+        return torch.device("cuda")
+    if request != "auto":
+        raise DeviceError(f"device must be auto, cpu or cuda, not '{request}'.")
+    if available:
+        log.info("device auto: using CUDA (%s)", torch.cuda.get_device_name(0))
+        return torch.device("cuda")
+    log.info("device auto: no CUDA device visible, running on the CPU")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int):
+    """Seed Python, NumPy and PyTorch."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def set_threads(threads: int | None):
+    """Use the rule's threads for PyTorch's CPU kernels."""
+    if threads:
+        torch.set_num_threads(max(1, int(threads)))
+
+
+def base_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every stage shares."""
+    parser = argparse.ArgumentParser(prog=f"python -m wsss_steps.{prog}", description=doc.strip().splitlines()[0])
+    parser.add_argument("--dataset", required=True, help="dataset settings as JSON (root, classes, ignore_index)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("WSSS_THREADS", "0")) or None,
+                        help="CPU threads (default: PyTorch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log", help="log file (default: stderr only)")
+    return parser
+
+
+def json_arg(text: str) -> dict:
+    """Parse a JSON command-line value."""
+    return json.loads(text)

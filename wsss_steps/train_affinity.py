@@ -1,0 +1,86 @@
+"""Stage 4: train AffinityNet on pairs within radius gamma of the affinity labels."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from .algorithms import affinity_loss, pair_affinities, pair_labels, pair_offsets
+from .config import load_params
+from .data import VOCLayout
+from .io import load_weights, open_store, provenance, read_array, save_weights
+from .log import setup_logging
+from .models import AffinityNet, backbone_state, make_backbone
+from .runtime import base_parser, resolve_device, seed_everything, set_threads
+from .training import CropDataset, fit, make_optimizer
+
+STAGE = "train_affinity"
+
+
+def build(backbone_cfg: dict, head_channels, pretrained: bool = True) -> AffinityNet:
+    """AffinityNet on the configured backbone."""
+    backbone = make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8),
+                             backbone_cfg.get("weights") if pretrained else None, backbone_cfg.get("width", 32))
+    return AffinityNet(backbone, head_channels)
+
+
+def feature_labels(labels: torch.Tensor, size) -> torch.Tensor:
+    """Nearest-neighbour downsampling of (B, H, W) label maps to the feature map size."""
+    return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
+
+
+def loss_for(radius: int):
+    """The AffinityNet loss on a batch, for pairs within ``radius``."""
+    offsets = pair_offsets(radius)
+
+    def loss_fn(net, batch):
+        features = net(batch["image"])
+        labels = feature_labels(batch["labels"], features.shape[-2:])
+        pos_fg, pos_bg, neg = pair_labels(labels, offsets)
+        return affinity_loss(pair_affinities(features, offsets), pos_fg, pos_bg, neg)
+
+    return loss_fn
+
+
+def main(argv=None):
+    parser = base_parser(STAGE, __doc__)
+    parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, help="affinity settings (JSON or YAML file)")
+    parser.add_argument("--labels", required=True, help="affinity label store (.h5)")
+    parser.add_argument("--classifier", help="classifier weights, used when init_from_classifier is true")
+    parser.add_argument("--out", required=True, help="weights file to write (.h5)")
+    args = parser.parse_args(argv)
+    log = setup_logging(args.log)
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    layout = VOCLayout.from_config(load_params(args.dataset))
+    backbone_cfg, params = load_params(args.backbone), load_params(args.params)
+    seed_everything(args.seed)
+    init = params["init_from_classifier"]
+    model = build(backbone_cfg, params["head_channels"], pretrained=not init)
+    if init:
+        from .train_classifier import build as build_classifier
+
+        classifier = build_classifier(backbone_cfg, layout.num_classes, pretrained=False)
+        load_weights(args.classifier, classifier, stage="train_classifier")
+        model.backbone.load_state_dict(backbone_state(classifier.state_dict()))
+    with open_store(args.labels, "make_affinity_labels") as store:
+        ids = json.loads(store.attrs["ids"])
+        label_maps = {i: read_array(store, i) for i in ids}
+    dataset = CropDataset(layout, ids, params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
+    head = list(model.reduce.parameters()) + list(model.fuse.parameters())
+    optimizer = make_optimizer(model.backbone.parameters(), head, params["lr"], params["weight_decay"])
+    history = fit(model, dataset, loss_for(params["radius"]), optimizer, params["epochs"], params["batch_size"],
+                  device, args.seed, "affinity")
+    inputs = [args.labels] + ([args.classifier] if init else [])
+    attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
+    save_weights(args.out, model.cpu(), attrs)
+    log.info("wrote %s (final loss %.4f)", args.out, history[-1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

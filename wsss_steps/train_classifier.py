@@ -1,0 +1,63 @@
+"""Stage 1: train the CAM classifier from image-level labels (multilabel soft-margin loss)."""
+
+from __future__ import annotations
+
+import sys
+
+import torch.nn.functional as F
+
+from .config import load_params
+from .data import VOCLayout
+from .io import provenance, save_weights
+from .log import setup_logging
+from .models import CAMNet, make_backbone
+from .runtime import base_parser, resolve_device, seed_everything, set_threads
+from .training import CropDataset, fit, make_optimizer
+
+STAGE = "train_classifier"
+
+
+def build(backbone_cfg: dict, num_classes: int, pretrained: bool = True) -> CAMNet:
+    """The classifier for ``num_classes`` (background included) on the configured backbone."""
+    backbone = make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8),
+                             backbone_cfg.get("weights") if pretrained else None, backbone_cfg.get("width", 32))
+    return CAMNet(backbone, num_classes - 1)
+
+
+def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed: int, device):
+    """Train and return the classifier and its loss history."""
+    seed_everything(seed)
+    table = layout.label_table(split)
+    model = build(backbone_cfg, layout.num_classes)
+    dataset = CropDataset(layout, table, params["crop_size"], params["scale_range"], seed, image_labels=table)
+    optimizer = make_optimizer(model.backbone.parameters(), model.classifier.parameters(), params["lr"], params["weight_decay"])
+
+    def loss_fn(net, batch):
+        return F.multilabel_soft_margin_loss(net(batch["image"]), batch["target"])
+
+    history = fit(model, dataset, loss_fn, optimizer, params["epochs"], params["batch_size"], device, seed, "classifier")
+    return model.cpu(), history
+
+
+def main(argv=None):
+    parser = base_parser(STAGE, __doc__)
+    parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, help="classifier settings (JSON or YAML file)")
+    parser.add_argument("--split", required=True, help="split list to train on")
+    parser.add_argument("--out", required=True, help="weights file to write (.h5)")
+    args = parser.parse_args(argv)
+    log = setup_logging(args.log)
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    layout = VOCLayout.from_config(load_params(args.dataset))
+    backbone_cfg, params = load_params(args.backbone), load_params(args.params)
+    model, history = train(layout, args.split, backbone_cfg, params, args.seed, device)
+    attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed,
+                       [layout.list_file(args.split)])
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
+    save_weights(args.out, model, attrs)
+    log.info("wrote %s (final loss %.4f)", args.out, history[-1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Stage 6: train DeepLabV3 on the pseudo-labels (255 ignored) and predict every image of the given splits."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import load_params
+from .data import VOCLayout, to_tensor
+from .io import load_weights, open_store, provenance, put_array, read_array, save_weights, write_store
+from .log import progress, setup_logging
+from .models import backbone_state, make_backbone, make_deeplabv3
+from .runtime import base_parser, resolve_device, seed_everything, set_threads
+from .training import CropDataset, fit, make_optimizer, pad_to_stride
+
+STAGE = "train_segmentation"
+
+
+def build(backbone_cfg: dict, params: dict, num_classes: int, pretrained: bool = True):
+    """DeepLabV3 with an ASPP head on the configured backbone."""
+    backbone = make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8),
+                             backbone_cfg.get("weights") if pretrained else None, backbone_cfg.get("width", 32))
+    return make_deeplabv3(backbone, num_classes, params["aspp_channels"], params["atrous_rates"])
+
+
+@torch.no_grad()
+def predict(model, image: torch.Tensor) -> np.ndarray:
+    """argmax_c of the model's full-resolution scores for one normalised (3, H, W) image."""
+    padded, (h, w) = pad_to_stride(image[None], model.backbone.backbone.stride)
+    scores = model(padded)["out"][0, :, :h, :w]
+    return scores.argmax(dim=0).to(torch.uint8).cpu().numpy()
+
+
+def main(argv=None):
+    parser = base_parser(STAGE, __doc__)
+    parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, help="segmentation settings (JSON or YAML file)")
+    parser.add_argument("--pseudo-labels", required=True, help="pseudo-label store (.h5) from random_walk")
+    parser.add_argument("--classifier", help="classifier weights, used when init_from_classifier is true")
+    parser.add_argument("--predict-splits", nargs="+", required=True, help="splits to predict after training")
+    parser.add_argument("--out", required=True, help="weights file to write (.h5)")
+    parser.add_argument("--predictions", required=True, help="prediction store to write (.h5), one group per split")
+    args = parser.parse_args(argv)
+    log = setup_logging(args.log)
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    layout = VOCLayout.from_config(load_params(args.dataset))
+    backbone_cfg, params = load_params(args.backbone), load_params(args.params)
+    seed_everything(args.seed)
+    init = params["init_from_classifier"]
+    model = build(backbone_cfg, params, layout.num_classes, pretrained=not init)
+    if init:
+        from .train_classifier import build as build_classifier
+
+        classifier = build_classifier(backbone_cfg, layout.num_classes, pretrained=False)
+        load_weights(args.classifier, classifier, stage="train_classifier")
+        model.backbone.backbone.load_state_dict(backbone_state(classifier.state_dict()))
+    with open_store(args.pseudo_labels, "random_walk") as store:
+        ids = json.loads(store.attrs["ids"])
+        label_maps = {i: read_array(store, i) for i in ids}
+    dataset = CropDataset(layout, ids, params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
+    optimizer = make_optimizer(model.backbone.parameters(), model.classifier.parameters(), params["lr"],
+                               params["weight_decay"])
+
+    def loss_fn(net, batch):
+        return F.cross_entropy(net(batch["image"])["out"], batch["labels"], ignore_index=layout.ignore_index)
+
+    history = fit(model, dataset, loss_fn, optimizer, params["epochs"], params["batch_size"], device, args.seed,
+                  "segmentation")
+    inputs = [args.pseudo_labels] + ([args.classifier] if init else [])
+    attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
+    save_weights(args.out, model.cpu(), attrs)
+    model.to(device).eval()
+    attrs = provenance("predict_segmentation", {"splits": args.predict_splits}, args.seed, [args.out])
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root))
+    with write_store(args.predictions, attrs) as store:
+        for split in args.predict_splits:
+            split_ids = layout.ids(split)
+            group = store.create_group(split)
+            group.attrs["ids"] = json.dumps(split_ids)
+            for image_id in progress(split_ids, desc=f"predict {split}"):
+                put_array(group, image_id, predict(model, to_tensor(layout.image(image_id)).to(device)))
+    log.info("wrote %s and predictions for %s to %s", args.out, ", ".join(args.predict_splits), args.predictions)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
