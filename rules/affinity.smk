@@ -41,7 +41,7 @@ rule train_affinity:
     shell:
         "python -m wsss_steps.train_affinity --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --labels {input.labels} --classifier {input.classifier} --seed {params.seed}"
-        " --device {config[device]} --threads {threads} --out {output.weights} > {log} 2>&1"
+        " --threads {threads} --out {output.weights} > {log} 2>&1"
 
 
 rule random_walk:
@@ -66,5 +66,5 @@ rule random_walk:
     shell:
         "python -m wsss_steps.random_walk --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --affinity-params {params.affinity} --cams {input.cams}"
-        " --affinity {input.affinity} --device {config[device]} --threads {threads}"
+        " --affinity {input.affinity} --threads {threads}"
         " --out {output.labels} --png-dir {output.png} > {log} 2>&1"

@@ -11,6 +11,7 @@ rule train_classifier:
         backbone=BACKBONE_ARG,
         hyper=as_arg(config["classifier"]),
         seed=config["seed"],
+        split=TRAIN,
     threads: 2
     resources:
         gpu=1,
@@ -20,7 +21,7 @@ rule train_classifier:
         f"{LOGS}/train_classifier.log",
     shell:
         "python -m wsss_steps.train_classifier --dataset {params.dataset} --backbone {params.backbone}"
-        " --params {params.hyper} --split {TRAIN} --seed {params.seed} --device {config[device]}"
+        " --params {params.hyper} --split {params.split} --seed {params.seed}"
         " --threads {threads} --out {output.weights} > {log} 2>&1"
 
 
@@ -34,6 +35,7 @@ rule extract_cams:
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=as_arg(config["cams"]),
+        split=TRAIN,
     threads: 2
     resources:
         gpu=1,
@@ -43,5 +45,5 @@ rule extract_cams:
         f"{LOGS}/extract_cams.log",
     shell:
         "python -m wsss_steps.extract_cams --dataset {params.dataset} --backbone {params.backbone}"
-        " --params {params.hyper} --classifier {input.classifier} --split {TRAIN} --device {config[device]}"
+        " --params {params.hyper} --classifier {input.classifier} --split {params.split}"
         " --threads {threads} --out {output.cams} > {log} 2>&1"

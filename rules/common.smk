@@ -3,6 +3,7 @@
 # changing one reruns exactly the stages that use it.
 
 import json
+import os
 import shlex
 import sys
 
@@ -22,6 +23,14 @@ TRAIN = DATASET["train_split"]
 VAL = DATASET["val_split"]
 
 check_run_matches(RESULTS, DATASET)
+
+# The device is not a hyperparameter: switching between CPU and GPU must not rerun stages,
+# so it reaches the jobs through the environment instead of params.
+os.environ.update(WSSS_DEVICE=config["device"])
+
+
+envvars:
+    "WSSS_DEVICE",
 
 
 def as_arg(value):

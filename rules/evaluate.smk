@@ -14,10 +14,13 @@ rule evaluate:
     params:
         dataset=DATASET_ARG,
         hyper=as_arg(config["evaluate"]),
+        run_name=RUN,
+        train_split=TRAIN,
+        val_split=VAL,
     log:
         f"{LOGS}/evaluate.log",
     shell:
-        "python -m wsss_steps.evaluate --dataset {params.dataset} --params {params.hyper} --run-name {RUN}"
+        "python -m wsss_steps.evaluate --dataset {params.dataset} --params {params.hyper} --run-name {params.run_name}"
         " --cams {input.cams} --affinity-labels {input.labels} --pseudo-labels {input.pseudo}"
-        " --predictions {input.predictions} --train-split {TRAIN} --val-split {VAL}"
+        " --predictions {input.predictions} --train-split {params.train_split} --val-split {params.val_split}"
         " --summary {output.summary} --table {output.table} --examples {output.examples} > {log} 2>&1"

@@ -14,6 +14,7 @@ rule train_segmentation:
         backbone=BACKBONE_ARG,
         hyper=as_arg(config["segmentation"]),
         seed=config["seed"],
+        splits=f"{VAL} {TRAIN}",
     threads: 2
     resources:
         gpu=1,
@@ -24,5 +25,5 @@ rule train_segmentation:
     shell:
         "python -m wsss_steps.train_segmentation --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --pseudo-labels {input.pseudo} --classifier {input.classifier}"
-        " --predict-splits {VAL} {TRAIN} --seed {params.seed} --device {config[device]} --threads {threads}"
+        " --predict-splits {params.splits} --seed {params.seed} --threads {threads}"
         " --out {output.weights} --predictions {output.predictions} > {log} 2>&1"

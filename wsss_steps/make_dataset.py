@@ -116,8 +116,8 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
     count = 0 if rng.random() < empty_rate else int(rng.integers(1, min(3, len(fg_classes)) + 1))
     classes = [int(c) for c in rng.choice(fg_classes, size=count, replace=False)] if count else []
     water_top = None
-    if (boat in classes and rng.random() < 0.85) or (boat not in classes and rng.random() < 0.08):
-        water_top = int(size * rng.uniform(0.55, 0.72))
+    if (boat in classes and rng.random() < 0.6) or (boat not in classes and rng.random() < 0.2):
+        water_top = int(size * rng.uniform(0.68, 0.8))
 
     image = _background(rng, size, yy, xx)
     if water_top is not None:
@@ -129,7 +129,7 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
     placed = []  # (cy, cx, r)
     for index, cls in enumerate(classes):
         for _attempt in range(50):
-            ry, rx = rng.uniform(0.15, 0.27, size=2) * size
+            ry, rx = rng.uniform(0.17, 0.28, size=2) * size
             r = max(ry, rx)
             if placed and rng.random() < touch_rate:
                 py, px, pr = placed[-1][:3]
@@ -144,7 +144,7 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
             if any(np.hypot(cy - p[0], cx - p[1]) < 0.8 * (r + p[2]) and not (index and _attempt < 25) for p in placed):
                 continue
             body = _body_mask(yy, xx, cy, cx, ry, rx, rng.uniform(0, np.pi), rng.choice([1.5, 2.0, 4.0]))
-            half = size * rng.uniform(0.05, 0.065)
+            half = size * rng.uniform(0.075, 0.095)
             my = cy + rng.uniform(-0.45, 0.45) * (ry - half)
             mx = cx + rng.uniform(-0.45, 0.45) * (rx - half)
             mark, centre = _mark_mask(yy, xx, my, mx, half, MARK_SHAPES[(cls - 1) % len(MARK_SHAPES)])

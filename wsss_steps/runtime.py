@@ -53,7 +53,8 @@ def base_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     """An argument parser with the options every stage shares."""
     parser = argparse.ArgumentParser(prog=f"python -m wsss_steps.{prog}", description=doc.strip().splitlines()[0])
     parser.add_argument("--dataset", required=True, help="dataset settings as JSON (root, classes, ignore_index)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default=os.environ.get("WSSS_DEVICE", "auto"), choices=["auto", "cpu", "cuda"],
+                        help="auto (CUDA when available), cpu or cuda (default: $WSSS_DEVICE, else auto)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WSSS_THREADS", "0")) or None,
                         help="CPU threads (default: PyTorch's choice)")
     parser.add_argument("--seed", type=int, default=0)

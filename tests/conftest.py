@@ -1,0 +1,57 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "tests" / "tiny_config.yaml"
+
+
+def snakemake(workdir, *args, configfiles=(TINY,), check=True):
+    """Run the workflow's Snakefile in ``workdir`` and return the completed process (output merged)."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--configfile", *map(str, configfiles), *args]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-6000:]}")
+    return proc
+
+
+def planned_jobs(output: str) -> dict:
+    """The 'Job stats' table of a dry run as {rule: count}."""
+    jobs, inside = {}, False
+    for line in output.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            inside = True
+            continue
+        if inside and parts and parts[0] == "total":
+            break
+        if inside and len(parts) == 2 and parts[1].isdigit():
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def write_config(path, **sections):
+    """The tiny config with some sections updated (one level deep)."""
+    config = yaml.safe_load(TINY.read_text())
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    Path(path).write_text(yaml.safe_dump(config))
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole workflow run once on the tiny config, as a user would: --cores 8 --resources gpu=2."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    proc = snakemake(workdir, "--cores", "8", "--resources", "gpu=2")
+    return workdir, proc

@@ -1,0 +1,129 @@
+"""Known-answer tests for the maths in wsss_steps.algorithms."""
+
+import numpy as np
+import pytest
+import torch
+
+from wsss_steps import algorithms as A
+
+
+def test_normalize_cam_relu_then_divide_by_class_max():
+    cam = torch.tensor([[[0.0, 2.0], [-1.0, 4.0]], [[-3.0, -1.0], [0.5, 0.25]]])
+    out = A.normalize_cam(cam, eps=0.0)
+    assert torch.allclose(out[0], torch.tensor([[0.0, 0.5], [0.0, 1.0]]))
+    assert torch.allclose(out[1], torch.tensor([[0.0, 0.0], [1.0, 0.5]]))
+
+
+def test_background_is_one_minus_max_to_the_alpha():
+    cams = np.array([[[0.5, 0.0]], [[0.2, 0.9]]], np.float32)  # max over classes: 0.5, 0.9
+    np.testing.assert_allclose(A.background(cams, 2), [[0.25, 0.01]], rtol=1e-6)
+    np.testing.assert_allclose(A.background(cams, 1), [[0.5, 0.1]], rtol=1e-6)
+    # no foreground class: everything is background
+    np.testing.assert_array_equal(A.background(np.zeros((0, 2, 3), np.float32), 4), np.ones((2, 3)))
+
+
+def test_cam_labels_uses_fixed_threshold_and_class_ids():
+    cams = np.array([[[0.1, 0.6, 0.3]], [[0.05, 0.7, 0.1]]], np.float32)
+    assert A.cam_labels(cams, [2, 5], 0.2).tolist() == [[0, 5, 2]]
+
+
+def test_affinity_labels_without_crf():
+    # one class; M = 0.9 (fg in both), 0.15 (neutral: bg under alpha_low, fg under alpha_high), 0.0 (bg)
+    cam = np.array([[[0.9, 0.15, 0.0]]], np.float32)
+    out = A.affinity_labels(cam, [3], alpha_low=4, alpha_high=24, crf=None)
+    # alpha 4: bg = 0.85^4 = 0.52 > 0.15 -> bg (not fg); alpha 24: bg = 0.85^24 = 0.02 < 0.15 -> fg (not bg)
+    assert out.tolist() == [[3, 255, 0]]
+
+
+def test_pair_offsets_radius_5_gives_psa_34_half_plane_offsets():
+    offsets = A.pair_offsets(5)
+    assert len(offsets) == 34
+    assert offsets[:4] == [(0, 1), (0, 2), (0, 3), (0, 4)]
+    assert (1, -4) in offsets and (4, 0) in offsets and (3, 3) in offsets
+    assert (4, 3) not in offsets  # 16 + 9 = 25 is not < 25
+    assert all(dy > 0 or (dy == 0 and dx > 0) for dy, dx in offsets)
+    assert len(set(offsets)) == 34
+    assert len(A.pair_offsets(1)) == 0 and len(A.pair_offsets(2)) == 4
+
+
+def test_pair_labels_on_a_row():
+    labels = torch.tensor([[[1, 1, 0, 255, 2]]])
+    pos_fg, pos_bg, neg = A.pair_labels(labels, [(0, 1)])
+    # pairs: (1,1) fg+, (1,0) neg, (0,255) ignored, (255,2) ignored
+    assert pos_fg.tolist() == [True, False, False, False]
+    assert pos_bg.tolist() == [False, False, False, False]
+    assert neg.tolist() == [False, True, False, False]
+    pos_fg, pos_bg, neg = A.pair_labels(torch.tensor([[[0, 0, 2]]]), [(0, 1), (0, 2)])
+    assert pos_bg.tolist() == [True, False, False] and neg.tolist() == [False, True, True]
+
+
+def test_pair_affinities_are_exp_of_minus_mean_abs_difference():
+    f = torch.zeros(1, 2, 1, 2)
+    f[0, :, 0, 1] = torch.tensor([1.0, 3.0])  # mean |diff| = 2
+    assert torch.allclose(A.pair_affinities(f, [(0, 1)]), torch.exp(torch.tensor([-2.0])))
+
+
+def test_affinity_loss_sign_and_weighting():
+    w = torch.tensor([0.5, 0.25, 0.8, 0.1])
+    pos_fg = torch.tensor([True, True, False, False])
+    pos_bg = torch.tensor([False, False, True, False])
+    neg = torch.tensor([False, False, False, True])
+    expected = (-(np.log(0.5) + np.log(0.25)) / 2) / 4 + (-np.log(0.8)) / 4 + (-np.log(0.9)) / 2
+    assert A.affinity_loss(w, pos_fg, pos_bg, neg, eps=0.0).item() == pytest.approx(expected, rel=1e-6)
+    # perfect affinities give zero loss; swapping positives and negatives makes it large
+    perfect = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    assert A.affinity_loss(perfect, pos_fg, pos_bg, neg, eps=0.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert A.affinity_loss(1 - perfect, pos_fg, pos_bg, neg).item() > 5
+    # an empty pair set contributes nothing instead of NaN
+    none = torch.zeros(4, dtype=torch.bool)
+    assert A.affinity_loss(w, pos_fg, none, none, eps=0.0).item() == pytest.approx(-(np.log(0.5) + np.log(0.25)) / 8)
+
+
+def test_transition_rows_sum_to_one():
+    torch.manual_seed(0)
+    aff = A.neighbour_affinity(torch.rand(4, 5, 6), radius=3)
+    trans = A.transition(aff, beta=8)
+    assert torch.allclose(trans.sum(dim=0), torch.ones(5, 6), atol=1e-5)
+    dense = A.dense_transition(aff, beta=8, radius=3)
+    assert torch.allclose(dense.sum(dim=1), torch.ones(30), atol=1e-5)
+
+
+def test_random_walk_mass_stays_in_its_region():
+    # two regions with very different features: left 3 columns, right 3 columns
+    feats = torch.zeros(1, 4, 6)
+    feats[0, :, 3:] = 20.0
+    aff = A.neighbour_affinity(feats, radius=2)
+    cams = torch.zeros(1, 4, 6)
+    cams[0, 1, 1] = 1.0  # a seed in the left region
+    out = A.propagate(cams, aff, beta=1, t=50, radius=2)
+    left, right = out[0, :, :3], out[0, :, 3:]
+    assert right.max().item() < 1e-6
+    assert left.min().item() > 0.01  # spread over the whole left region
+    assert torch.allclose(left, torch.full_like(left, left.mean().item()), atol=1e-3)  # converged to its average
+
+
+def test_sparse_walk_equals_dense_formula():
+    torch.manual_seed(1)
+    feats = torch.rand(3, 5, 7, dtype=torch.float64)
+    cams = torch.rand(2, 5, 7, dtype=torch.float64)
+    aff = A.neighbour_affinity(feats, radius=3)
+    sparse = A.propagate(cams, aff, beta=2, t=5, radius=3)
+    dense = torch.linalg.matrix_power(A.dense_transition(aff, beta=2, radius=3), 5)
+    expected = (dense @ cams.reshape(2, -1).T).T.reshape(2, 5, 7)
+    assert torch.allclose(sparse, expected, atol=1e-10)
+
+
+def test_miou_from_hand_made_confusion_matrix():
+    conf = np.array([[8, 2, 0], [1, 4, 0], [0, 0, 0]])
+    iou = A.iou_per_class(conf)
+    assert iou[0] == pytest.approx(8 / (8 + 2 + 1))
+    assert iou[1] == pytest.approx(4 / (4 + 2 + 1))
+    assert np.isnan(iou[2])
+    assert A.mean_iou(conf) == pytest.approx((8 / 11 + 4 / 7) / 2)
+
+
+def test_confusion_matrix_skips_ignore():
+    gt = np.array([[0, 1, 255], [1, 1, 0]])
+    pred = np.array([[0, 1, 1], [0, 1, 1]])
+    conf = A.confusion_matrix(pred, gt, 2)
+    assert conf.tolist() == [[1, 1], [1, 2]]

@@ -1,0 +1,73 @@
+"""Config validation: every bad value stops with a message naming the key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wsss_steps.config import ConfigError, load_config, validate_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def good():
+    return load_config(REPO / "config.yaml")
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("random_walk", "beta"), 0.5, "'random_walk.beta'"),
+    (("random_walk", "t"), "many", "'random_walk.t'"),
+    (("affinity_labels", "alpha_low"), 0, "'affinity_labels.alpha_low'"),
+    (("affinity_labels", "alpha_high"), -1, "'affinity_labels.alpha_high'"),
+    (("random_walk", "alpha"), 0, "'random_walk.alpha'"),
+    (("affinity", "radius"), 0, "'affinity.radius'"),
+    (("classifier", "epochs"), 1.5, "'classifier.epochs'"),
+    (("device",), "gpu", "'device'"),
+    (("dataset", "classes"), ["background"], "'dataset.classes'"),
+])
+def test_bad_values_name_the_key(good, path, value, message):
+    config = copy.deepcopy(good)
+    target = config
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        validate_config(config)
+
+
+def test_unknown_key_is_named(good):
+    config = copy.deepcopy(good)
+    config["affinity"]["raduis"] = 5
+    with pytest.raises(ConfigError, match=r"unknown key 'affinity\.raduis'"):
+        validate_config(config)
+
+
+def test_missing_key_is_named(good):
+    config = copy.deepcopy(good)
+    del config["cams"]["flip"]
+    with pytest.raises(ConfigError, match=r"missing key 'cams\.flip'"):
+        validate_config(config)
+
+
+def test_alpha_low_must_be_below_alpha_high(good):
+    config = copy.deepcopy(good)
+    config["affinity_labels"]["alpha_low"] = 30
+    with pytest.raises(ConfigError, match="alpha_low"):
+        validate_config(config)
+
+
+def test_every_schema_property_is_documented():
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+
+    def walk(node, where):
+        for name, prop in node.get("properties", {}).items():
+            assert prop.get("description"), f"{where}{name} has no description"
+            walk(prop, f"{where}{name}.")
+
+    walk(schema, "")
+
+
+def test_default_config_is_valid(good):
+    assert good["dataset"]["classes"][0] == "background"

@@ -1,0 +1,80 @@
+"""The workflow end to end on the tiny config, and what Snakemake reruns."""
+
+import json
+
+import h5py
+import pytest
+
+from conftest import TINY, planned_jobs, snakemake, write_config
+
+STAGES = ["train_classifier", "extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
+          "train_segmentation", "evaluate"]
+
+
+def test_whole_workflow_writes_summary_table_and_figure(tiny_run):
+    workdir, _ = tiny_run
+    results = workdir / "results" / "tiny"
+    summary = json.loads((results / "summary.json").read_text())
+    for key in ("cam", "rw", "seg"):
+        assert 0 <= summary[key]["miou"] <= 100
+        assert set(summary[key]["iou"]) == {"background", "kite", "bug", "boat"}
+    assert summary["cam"]["split"] == "train" and summary["seg"]["split"] == "val"
+    assert summary["cam"]["threshold"] == 0.2 and len(summary["cam"]["curve"]) == 3
+    assert "| CAM + RW | train |" in (results / "summary.md").read_text()
+    assert (results / "examples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for stage in STAGES:
+        assert (results / "logs" / f"{stage}.log").stat().st_size > 0, stage
+    assert len(list((results / "pseudo_labels_train").glob("*.png"))) == 24
+
+
+def test_artifacts_record_provenance(tiny_run):
+    workdir, _ = tiny_run
+    results = workdir / "results" / "tiny"
+    with h5py.File(results / "cams_train.h5") as store:
+        assert store.attrs["stage"] == "extract_cams"
+        assert "classifier.weights.h5" in store.attrs["inputs"]
+        first = json.loads(store.attrs["ids"])[0]
+        assert store[first].dtype.name == "float16"
+        assert store[first].shape[0] == len(store[first].attrs["classes"])
+    with h5py.File(results / "pseudo_labels_train.h5") as store:
+        assert json.loads(store.attrs["params"])["beta"] == 8
+        assert store.attrs["package_version"]
+
+
+def test_second_invocation_does_nothing(tiny_run):
+    workdir, _ = tiny_run
+    proc = snakemake(workdir, "-n", "--cores", "2")
+    assert "Nothing to be done" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_changing_beta_reruns_random_walk_and_what_follows(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    changed = write_config(tmp_path / "beta.yaml", random_walk={"beta": 6})
+    proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(changed,))
+    assert planned_jobs(proc.stdout) == {"random_walk": 1, "train_segmentation": 1, "evaluate": 1, "all": 1}
+
+
+def test_changing_alpha_high_reruns_from_affinity_labels(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    changed = write_config(tmp_path / "alpha.yaml", affinity_labels={"alpha_high": 32})
+    proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(changed,))
+    assert set(planned_jobs(proc.stdout)) == {"make_affinity_labels", "train_affinity", "random_walk",
+                                              "train_segmentation", "evaluate", "all"}
+
+
+@pytest.mark.parametrize("section, change, key", [
+    ("random_walk", {"beta": 0.5}, "random_walk.beta"),
+    ("random_walk", {"gamma": 3}, "random_walk.gamma"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, section, change, key):
+    bad = write_config(tmp_path / "bad.yaml", **{section: change})
+    proc = snakemake(tmp_path, "--cores", "2", configfiles=(bad,), check=False)
+    assert proc.returncode != 0
+    assert key in proc.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+def test_tiny_config_is_the_documented_schema():
+    from wsss_steps.config import load_config
+
+    assert load_config(TINY)["run_name"] == "tiny"
