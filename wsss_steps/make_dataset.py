@@ -1,10 +1,10 @@
 """Stage 0: generate the built-in dataset, a PASCAL-VOC-layout tree made from a seed.
 
 What makes WSSS hard is built in on purpose:
-- every object class has a small discriminative *mark* (a class-specific colour and shape)
-  on a large *body* whose colour, texture and shape are shared by all classes, so a
-  classifier's CAM fires on the mark and misses most of the body;
-- bodies are flat-coloured against a textured, low-saturation background, so appearance
+- every object class has a small discriminative *mark* (class-specific colour and shape)
+  on a large textured *body* whose colour, texture and shape are shared by all classes,
+  so a classifier's CAM fires around the mark and misses most of the body;
+- bodies are saturated colours against a textured, low-saturation background, so appearance
   affinity can spread activation from the mark to the whole body and stop at its boundary;
 - 1-3 objects of different classes per image, some touching, some images empty;
 - the last class (the "boat") usually floats on a water band, which rarely appears
@@ -50,20 +50,22 @@ def _body_mask(yy, xx, cy, cx, ry, rx, angle, power):
 
 
 def _mark_mask(yy, xx, cy, cx, half, shape):
-    """A class mark of half-size ``half`` centred at (cy, cx); returns (mark, dark-centre) masks."""
+    """A filled class-shaped mark of half-size ``half`` centred at (cy, cx)."""
     u, v = (yy - cy) / half, (xx - cx) / half
     inside = (np.abs(u) <= 1) & (np.abs(v) <= 1)
-    centre = np.zeros_like(inside)
     if shape == "plus":
-        mark = inside & ((np.abs(u) < 0.36) | (np.abs(v) < 0.36))
-    elif shape == "disc":
-        mark = u * u + v * v <= 1
-        centre = u * u + v * v <= 0.2
-    elif shape == "triangle":
-        mark = inside & (np.abs(v) <= (u + 1) / 2)
-    else:  # ring
-        mark = inside & (np.maximum(np.abs(u), np.abs(v)) >= 0.5)
-    return mark, centre
+        return inside & ((np.abs(u) < 0.36) | (np.abs(v) < 0.36))
+    if shape == "disc":
+        return u * u + v * v <= 1
+    if shape == "triangle":
+        return inside & (np.abs(v) <= (u + 1) / 2)
+    return inside & (np.maximum(np.abs(u), np.abs(v)) >= 0.45)  # square ring
+
+
+def _body_texture(rng, size, yy, xx):
+    """Object texture that no class owns: oriented stripes and grain."""
+    fy, fx = rng.uniform(0.2, 0.6, size=2) * rng.choice([-1, 1], size=2)
+    return 12 * np.sin(yy * fy + xx * fx + rng.uniform(0, 6.3)) + rng.normal(0, 8, (size, size))
 
 
 def _background(rng, size, yy, xx):
@@ -76,7 +78,7 @@ def _background(rng, size, yy, xx):
     for _ in range(6):
         cy, cx, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(0.05, 0.2) * size
         blotch += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)) * rng.uniform(-1, 1)
-    shade = 18 * stripes + 22 * blotch + rng.normal(0, 14, (size, size))
+    shade = 12 * stripes + 15 * blotch + rng.normal(0, 8, (size, size))
     return base[None, None, :] + shade[..., None]
 
 
@@ -129,7 +131,7 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
     placed = []  # (cy, cx, r)
     for index, cls in enumerate(classes):
         for _attempt in range(50):
-            ry, rx = rng.uniform(0.17, 0.28, size=2) * size
+            ry, rx = rng.uniform(0.17, 0.26, size=2) * size
             r = max(ry, rx)
             if placed and rng.random() < touch_rate:
                 py, px, pr = placed[-1][:3]
@@ -144,19 +146,17 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
             if any(np.hypot(cy - p[0], cx - p[1]) < 0.8 * (r + p[2]) and not (index and _attempt < 25) for p in placed):
                 continue
             body = _body_mask(yy, xx, cy, cx, ry, rx, rng.uniform(0, np.pi), rng.choice([1.5, 2.0, 4.0]))
-            half = size * rng.uniform(0.075, 0.095)
-            my = cy + rng.uniform(-0.45, 0.45) * (ry - half)
-            mx = cx + rng.uniform(-0.45, 0.45) * (rx - half)
-            mark, centre = _mark_mask(yy, xx, my, mx, half, MARK_SHAPES[(cls - 1) % len(MARK_SHAPES)])
-            mark &= body
+            half = size * rng.uniform(0.085, 0.105)
+            my = cy + rng.uniform(-0.35, 0.35) * max(0.0, ry - half)
+            mx = cx + rng.uniform(-0.35, 0.35) * max(0.0, rx - half)
+            mark = _mark_mask(yy, xx, my, mx, half, MARK_SHAPES[(cls - 1) % len(MARK_SHAPES)]) & body
             # the new body must not hide an earlier object's mark
             if any((body & p[3]).any() for p in placed):
                 continue
             colour = _body_colour(rng)
-            shade = colour[None, None] + rng.normal(0, 5, (size, size, 1)) + 0.15 * (yy - cy)[..., None]
+            shade = colour[None, None] + _body_texture(rng, size, yy, xx)[..., None] + 0.15 * (yy - cy)[..., None]
             image = np.where(body[..., None], shade, image)
             image = np.where(mark[..., None], np.array(MARK_COLOURS[(cls - 1) % len(MARK_COLOURS)], np.float32), image)
-            image = np.where(centre[..., None] & mark[..., None], 30.0, image)
             labels[body] = cls
             placed.append((cy, cx, r, mark))
             break
