@@ -127,3 +127,16 @@ def test_confusion_matrix_skips_ignore():
     pred = np.array([[0, 1, 1], [0, 1, 1]])
     conf = A.confusion_matrix(pred, gt, 2)
     assert conf.tolist() == [[1, 1], [1, 2]]
+
+
+def test_affinity_labels_high_alpha_background_overrides_low_alpha_class():
+    # a CRF that flips the second pixel to background in the high-alpha map only
+    cam = np.array([[[0.9, 0.9]]], np.float32)
+
+    def crf(probs):
+        out = probs.copy()
+        if probs[0, 0, 1] < 1e-20:  # the high-alpha map: (1 - 0.9)^24
+            out[0, 0, 1] = 1.0
+        return out
+
+    assert A.affinity_labels(cam, [2], alpha_low=4, alpha_high=24, crf=crf).tolist() == [[2, 0]]

@@ -48,7 +48,7 @@ def cam_labels(cams: np.ndarray, classes, threshold: float) -> np.ndarray:
 
 # ------------------------------------------------------------------ affinity labels
 def affinity_labels(cam: np.ndarray, classes, alpha_low: float, alpha_high: float, crf=None) -> np.ndarray:
-    """fg class where argmax[(1-max M)^alpha_low; M] is a class, bg where argmax[(1-max M)^alpha_high; M] is bg, else 255.
+    """fg class where argmax[(1-max M)^alpha_low; M] is a class, bg where argmax[(1-max M)^alpha_high; M] is bg (bg wins), else 255.
 
     ``crf(probabilities) -> probabilities`` refines each (K+1, H, W) map before the argmax
     (dense CRF in the pipeline; ``None`` skips it).
@@ -62,7 +62,7 @@ def affinity_labels(cam: np.ndarray, classes, alpha_low: float, alpha_high: floa
     bg = high.argmax(axis=0) == 0
     out = np.full(cam.shape[1:], NEUTRAL, dtype=np.uint8)
     out[fg > 0] = fg[fg > 0]
-    out[bg & (fg == 0)] = 0
+    out[bg] = 0  # as psa: the high-alpha background overrides a low-alpha class
     return out
 
 
