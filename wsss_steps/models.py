@@ -92,7 +92,11 @@ class ResNet50Backbone(nn.Module):
                                    f"ResNet50_Weights name ({', '.join(torchvision.models.ResNet50_Weights.__members__)}).") from None
             state = enum.get_state_dict(progress=True)
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = self.net.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+            raise WeightsError(f"{weights}: weights do not fit ResNet-50 ({detail}).") from None
         missing = [k for k in missing if not k.startswith("fc.")]
         if missing or unexpected:
             raise WeightsError(f"{weights}: weights do not fit ResNet-50 (missing {missing[:3]}, unexpected {unexpected[:3]}).")

@@ -1,0 +1,60 @@
+"""Backbones and weights: local state-dict files, torchvision names, and shapes at each output stride."""
+
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+import torchvision
+
+from wsss_steps.config import ConfigError
+from wsss_steps.models import AffinityNet, CAMNet, ResNet50Backbone, WeightsError, make_backbone, make_deeplabv3
+from wsss_steps.runs import check_run_matches
+
+SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "resnet50_imagenet.pth"
+
+
+def test_tiny_backbone_heads_have_stride_8():
+    backbone = make_backbone("tiny", width=4)
+    x = torch.zeros(1, 3, 64, 48)
+    assert CAMNet(backbone, 3).cam(x).shape == (1, 3, 8, 6)
+    assert AffinityNet(backbone, (4, 4, 8))(x).shape == (1, 16, 8, 6)
+    assert make_deeplabv3(backbone, 4, 8, (1, 2)).eval()(x)["out"].shape == (1, 4, 64, 48)
+
+
+@pytest.mark.parametrize("stride", [8, 16])
+def test_resnet50_output_stride(stride):
+    feats = ResNet50Backbone(stride).eval()(torch.zeros(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == [512, 1024, 2048]
+    assert feats[-1].shape[-1] == 64 // stride
+
+
+def test_resnet50_loads_a_local_state_dict_and_rejects_a_wrong_one(tmp_path):
+    reference = torchvision.models.resnet50(weights=None)
+    path = tmp_path / "r50.pth"
+    torch.save(reference.state_dict(), path)
+    backbone = make_backbone("resnet50", 16, str(path))
+    assert torch.equal(backbone.net.conv1.weight, reference.conv1.weight)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(WeightsError, match=r"r18\.pth: weights do not fit ResNet-50"):
+        make_backbone("resnet50", 16, str(tmp_path / "r18.pth"))
+    with pytest.raises(WeightsError, match="not found"):
+        make_backbone("resnet50", 16, str(tmp_path / "missing.pth"))
+    with pytest.raises(WeightsError, match="ResNet50_Weights name"):
+        make_backbone("resnet50", 16, "IMAGENET_NOPE")
+
+
+@pytest.mark.skipif(not SHARED_WEIGHTS.is_file(), reason="the shared ImageNet ResNet-50 (../shared/weights) is not on this machine")
+def test_shared_imagenet_weights_fit_the_backbone():
+    backbone = make_backbone("resnet50", 8, str(SHARED_WEIGHTS))
+    assert backbone.net.conv1.weight.abs().sum() > 0
+
+
+def test_a_run_folder_belongs_to_one_dataset(tmp_path):
+    results = tmp_path / "results" / "run"
+    results.mkdir(parents=True)
+    with h5py.File(results / "classifier.weights.h5", "w") as store:
+        store.attrs["dataset_root"] = "data/one"
+    check_run_matches(str(results), {"root": "data/one"})
+    with pytest.raises(ConfigError, match="run_name"):
+        check_run_matches(str(results), {"root": "data/two"})
