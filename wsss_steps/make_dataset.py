@@ -3,7 +3,8 @@
 What makes WSSS hard is built in on purpose:
 - every object class has a small discriminative *mark* (class-specific colour and shape)
   on a large textured *body* whose colour, texture and shape are shared by all classes,
-  so a classifier's CAM fires around the mark and misses most of the body;
+  so a classifier's CAM fires around the mark and misses most of a large body (objects
+  range from small, mostly mark, to large, mostly body);
 - bodies are saturated colours against a textured, low-saturation background, so appearance
   affinity can spread activation from the mark to the whole body and stop at its boundary;
 - 1-3 objects of different classes per image, some touching, some images empty;
@@ -131,7 +132,8 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
     placed = []  # (cy, cx, r)
     for index, cls in enumerate(classes):
         for _attempt in range(50):
-            ry, rx = rng.uniform(0.17, 0.26, size=2) * size
+            scale = rng.uniform(0.09, 0.27)  # small objects are mostly mark, large ones mostly body
+            ry, rx = scale * rng.uniform(0.8, 1.2, size=2) * size
             r = max(ry, rx)
             if placed and rng.random() < touch_rate:
                 py, px, pr = placed[-1][:3]
@@ -146,7 +148,7 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
             if any(np.hypot(cy - p[0], cx - p[1]) < 0.8 * (r + p[2]) and not (index and _attempt < 25) for p in placed):
                 continue
             body = _body_mask(yy, xx, cy, cx, ry, rx, rng.uniform(0, np.pi), rng.choice([1.5, 2.0, 4.0]))
-            half = size * rng.uniform(0.085, 0.105)
+            half = min(size * rng.uniform(0.07, 0.085), 0.8 * min(ry, rx))
             my = cy + rng.uniform(-0.35, 0.35) * max(0.0, ry - half)
             mx = cx + rng.uniform(-0.35, 0.35) * max(0.0, rx - half)
             mark = _mark_mask(yy, xx, my, mx, half, MARK_SHAPES[(cls - 1) % len(MARK_SHAPES)]) & body
