@@ -13,9 +13,9 @@ from .algorithms import normalize_cam
 from .config import load_params
 from .data import VOCLayout, to_tensor
 from .io import load_weights, provenance, put_array, write_store
-from .log import progress, setup_logging
+from .log import progress
 from .models import CAMNet
-from .runtime import base_parser, resolve_device, set_threads
+from .runtime import base_parser, start
 from .train_classifier import build
 from .training import pad_to_stride
 
@@ -64,11 +64,7 @@ def main(argv=None):
     parser.add_argument("--classifier", required=True, help="classifier weights (.h5)")
     parser.add_argument("--split", required=True)
     parser.add_argument("--out", required=True, help="CAM store to write (.h5)")
-    args = parser.parse_args(argv)
-    log = setup_logging(args.log)
-    set_threads(args.threads)
-    device = resolve_device(args.device)
-    layout = VOCLayout.from_config(load_params(args.dataset))
+    args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone), load_params(args.params)
     model = build(backbone_cfg, layout.num_classes, pretrained=False)
     load_weights(args.classifier, model, stage="train_classifier")

@@ -12,11 +12,11 @@ import torch.nn.functional as F
 
 from .algorithms import neighbour_affinity, propagate, with_background
 from .config import load_params
-from .data import VOCLayout, to_tensor
+from .data import to_tensor
 from .io import load_weights, open_store, provenance, put_array, read_array, save_label_png, write_store
-from .log import progress, setup_logging
+from .log import progress
 from .models import AffinityNet
-from .runtime import base_parser, resolve_device, set_threads
+from .runtime import base_parser, start
 from .train_affinity import build
 from .training import pad_to_stride
 
@@ -52,11 +52,7 @@ def main(argv=None):
     parser.add_argument("--affinity", required=True, help="AffinityNet weights (.h5)")
     parser.add_argument("--out", required=True, help="pseudo-label store to write (.h5)")
     parser.add_argument("--png-dir", help="also write each pseudo-label as a palette PNG here")
-    args = parser.parse_args(argv)
-    log = setup_logging(args.log)
-    set_threads(args.threads)
-    device = resolve_device(args.device)
-    layout = VOCLayout.from_config(load_params(args.dataset))
+    args, log, device, layout = start(parser, argv)
     backbone_cfg, params, aff = load_params(args.backbone), load_params(args.params), load_params(args.affinity_params)
     model = build(backbone_cfg, aff["head_channels"], pretrained=False)
     load_weights(args.affinity, model, stage="train_affinity")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import random
@@ -62,6 +61,14 @@ def base_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     return parser
 
 
-def json_arg(text: str) -> dict:
-    """Parse a JSON command-line value."""
-    return json.loads(text)
+def start(parser: argparse.ArgumentParser, argv=None):
+    """Parse a stage's arguments, set up logging, threads and device; return (args, log, device, layout)."""
+    from .config import load_params
+    from .data import VOCLayout
+    from .log import setup_logging
+
+    args = parser.parse_args(argv)
+    logger = setup_logging(args.log)
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    return args, logger, device, VOCLayout.from_config(load_params(args.dataset))

@@ -10,11 +10,10 @@ import torch.nn.functional as F
 
 from .algorithms import affinity_loss, pair_affinities, pair_labels, pair_offsets
 from .config import load_params
-from .data import VOCLayout
-from .io import load_weights, open_store, provenance, read_array, save_weights
-from .log import setup_logging
-from .models import AffinityNet, backbone_state, make_backbone
-from .runtime import base_parser, resolve_device, seed_everything, set_threads
+from .io import open_store, provenance, read_array, save_weights
+from .models import AffinityNet, make_backbone
+from .runtime import base_parser, seed_everything, start
+from .train_classifier import load_classifier_backbone
 from .training import CropDataset, fit, make_optimizer
 
 STAGE = "train_affinity"
@@ -52,21 +51,13 @@ def main(argv=None):
     parser.add_argument("--labels", required=True, help="affinity label store (.h5)")
     parser.add_argument("--classifier", help="classifier weights, used when init_from_classifier is true")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")
-    args = parser.parse_args(argv)
-    log = setup_logging(args.log)
-    set_threads(args.threads)
-    device = resolve_device(args.device)
-    layout = VOCLayout.from_config(load_params(args.dataset))
+    args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone), load_params(args.params)
     seed_everything(args.seed)
     init = params["init_from_classifier"]
     model = build(backbone_cfg, params["head_channels"], pretrained=not init)
     if init:
-        from .train_classifier import build as build_classifier
-
-        classifier = build_classifier(backbone_cfg, layout.num_classes, pretrained=False)
-        load_weights(args.classifier, classifier, stage="train_classifier")
-        model.backbone.load_state_dict(backbone_state(classifier.state_dict()))
+        load_classifier_backbone(model.backbone, args.classifier, backbone_cfg, layout.num_classes)
     with open_store(args.labels, "make_affinity_labels") as store:
         ids = json.loads(store.attrs["ids"])
         label_maps = {i: read_array(store, i) for i in ids}

@@ -8,10 +8,9 @@ import torch.nn.functional as F
 
 from .config import load_params
 from .data import VOCLayout
-from .io import provenance, save_weights
-from .log import setup_logging
-from .models import CAMNet, make_backbone
-from .runtime import base_parser, resolve_device, seed_everything, set_threads
+from .io import load_weights, provenance, save_weights
+from .models import CAMNet, backbone_state, make_backbone
+from .runtime import base_parser, seed_everything, start
 from .training import CropDataset, fit, make_optimizer
 
 STAGE = "train_classifier"
@@ -22,6 +21,13 @@ def build(backbone_cfg: dict, num_classes: int, pretrained: bool = True) -> CAMN
     backbone = make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8),
                              backbone_cfg.get("weights") if pretrained else None, backbone_cfg.get("width", 32))
     return CAMNet(backbone, num_classes - 1)
+
+
+def load_classifier_backbone(backbone, path, backbone_cfg: dict, num_classes: int):
+    """Copy the backbone weights of a trained classifier (``path``) into ``backbone``."""
+    classifier = build(backbone_cfg, num_classes, pretrained=False)
+    load_weights(path, classifier, stage=STAGE)
+    backbone.load_state_dict(backbone_state(classifier.state_dict()))
 
 
 def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed: int, device):
@@ -45,11 +51,7 @@ def main(argv=None):
     parser.add_argument("--params", required=True, help="classifier settings (JSON or YAML file)")
     parser.add_argument("--split", required=True, help="split list to train on")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")
-    args = parser.parse_args(argv)
-    log = setup_logging(args.log)
-    set_threads(args.threads)
-    device = resolve_device(args.device)
-    layout = VOCLayout.from_config(load_params(args.dataset))
+    args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone), load_params(args.params)
     model, history = train(layout, args.split, backbone_cfg, params, args.seed, device)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed,

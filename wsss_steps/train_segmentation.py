@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from .config import load_params
-from .data import VOCLayout, to_tensor
-from .io import load_weights, open_store, provenance, put_array, read_array, save_weights, write_store
-from .log import progress, setup_logging
-from .models import backbone_state, make_backbone, make_deeplabv3
-from .runtime import base_parser, resolve_device, seed_everything, set_threads
+from .data import to_tensor
+from .io import open_store, provenance, put_array, read_array, save_weights, write_store
+from .log import progress
+from .models import make_backbone, make_deeplabv3
+from .runtime import base_parser, seed_everything, start
+from .train_classifier import load_classifier_backbone
 from .training import CropDataset, fit, make_optimizer, pad_to_stride
 
 STAGE = "train_segmentation"
@@ -44,21 +45,13 @@ def main(argv=None):
     parser.add_argument("--predict-splits", nargs="+", required=True, help="splits to predict after training")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")
     parser.add_argument("--predictions", required=True, help="prediction store to write (.h5), one group per split")
-    args = parser.parse_args(argv)
-    log = setup_logging(args.log)
-    set_threads(args.threads)
-    device = resolve_device(args.device)
-    layout = VOCLayout.from_config(load_params(args.dataset))
+    args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone), load_params(args.params)
     seed_everything(args.seed)
     init = params["init_from_classifier"]
     model = build(backbone_cfg, params, layout.num_classes, pretrained=not init)
     if init:
-        from .train_classifier import build as build_classifier
-
-        classifier = build_classifier(backbone_cfg, layout.num_classes, pretrained=False)
-        load_weights(args.classifier, classifier, stage="train_classifier")
-        model.backbone.backbone.load_state_dict(backbone_state(classifier.state_dict()))
+        load_classifier_backbone(model.backbone.backbone, args.classifier, backbone_cfg, layout.num_classes)
     with open_store(args.pseudo_labels, "random_walk") as store:
         ids = json.loads(store.attrs["ids"])
         label_maps = {i: read_array(store, i) for i in ids}
