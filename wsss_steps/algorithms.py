@@ -77,7 +77,7 @@ def pair_offsets(radius: int) -> list[tuple[int, int]]:
     return offsets
 
 
-def _shifted(x: torch.Tensor, dy: int, dx: int, fill=0):
+def _shifted(x: torch.Tensor, dy: int, dx: int):
     """Return (a, b) views of x[..., H, W] with b[i] = x[i + (dy, dx)] over the valid overlap."""
     h, w = x.shape[-2:]
     y0, y1 = 0, h - dy

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from .data import MEAN, STD, VOCLayout, multi_hot, random_scale_crop, to_tensor
+from .data import VOCLayout, multi_hot, random_scale_crop, to_tensor
 from .log import progress
 
 log = logging.getLogger("wsss_steps")
@@ -93,5 +93,3 @@ def pad_to_stride(x: torch.Tensor, stride: int):
     ph, pw = (-h) % stride, (-w) % stride
     return F.pad(x, (0, pw, 0, ph)), (h, w)
 
-
-__all__ = ["CropDataset", "make_optimizer", "poly_lr", "fit", "pad_to_stride", "MEAN", "STD"]
