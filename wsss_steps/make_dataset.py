@@ -129,7 +129,7 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
         image = np.where((yy >= water_top)[..., None], water, image)
     labels = np.zeros((size, size), np.uint8)
 
-    placed = []  # (cy, cx, r)
+    placed = []  # (cy, cx, radius, mark mask) of each object drawn so far
     for index, cls in enumerate(classes):
         for _attempt in range(50):
             scale = rng.uniform(0.09, 0.27)  # small objects are mostly mark, large ones mostly body
@@ -162,8 +162,6 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
             labels[body] = cls
             placed.append((cy, cx, r, mark))
             break
-        else:
-            continue
     image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
 
     mask = labels.copy()
