@@ -140,3 +140,18 @@ def test_affinity_labels_high_alpha_background_overrides_low_alpha_class():
         return out
 
     assert A.affinity_labels(cam, [2], alpha_low=4, alpha_high=24, crf=crf).tolist() == [[2, 0]]
+
+
+def test_diagnose_splits_pairs_by_ground_truth_and_oracle_walk_is_exact():
+    from wsss_steps.diagnose import affinity_by_region, oracle_affinity
+
+    labels = np.array([[0, 0, 1, 1]], np.uint8)
+    aff = A.neighbour_affinity(torch.tensor([[[0.0, 0.0, 5.0, 5.0]]]), radius=2).numpy()
+    parts = affinity_by_region(aff, labels, radius=2)
+    # radius 2 neighbours on a row: left/right only; pairs (0,1) bg, (2,3) object, (1,2) cross, each both ways
+    assert len(parts["background"]) == 2 and len(parts["object"]) == 2 and len(parts["cross"]) == 2
+    np.testing.assert_allclose(parts["object"], 1.0) and np.testing.assert_allclose(parts["cross"], np.exp(-5.0))
+    oracle = oracle_affinity(labels, radius=2)
+    cams = torch.tensor([[[0.0, 0.0, 1.0, 0.0]]], dtype=torch.float64)
+    walked = A.propagate(cams, oracle, beta=1, t=30, radius=2)
+    assert walked[0, 0, :2].abs().max() < 1e-12 and walked[0, 0, 2:].min() > 0.4

@@ -13,7 +13,7 @@ from wsss_steps.models import CAMNet, TinyBackbone
 from wsss_steps.runtime import DeviceError, resolve_device
 
 STAGES = ["make_dataset", "train_classifier", "extract_cams", "make_affinity_labels", "train_affinity",
-          "random_walk", "train_segmentation", "evaluate"]
+          "random_walk", "train_segmentation", "evaluate", "diagnose"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
