@@ -15,12 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .algorithms import confusion_matrix, full_offsets, mean_iou, neighbour_affinity, propagate, with_background
+from .algorithms import confusion_matrix, full_offsets, mean_iou, neighbour_affinity
 from .config import load_params
 from .data import to_tensor
 from .io import load_weights, open_store, read_array
 from .log import progress
 from .runtime import base_parser, start
+from .random_walk import scores_at_stride, walk_labels
 from .train_affinity import build
 from .training import pad_to_stride
 
@@ -46,8 +47,8 @@ def affinity_by_region(affinity: np.ndarray, labels: np.ndarray, radius: int, ig
 def oracle_affinity(labels: np.ndarray, radius: int, ignore: int = 255) -> torch.Tensor:
     """W = 1 for neighbours with the same ground-truth label (ignore counts as background), else 0."""
     lab = torch.from_numpy(np.where(labels == ignore, 0, labels).astype(np.int64))
-    onehot = F.one_hot(lab, int(lab.max()) + 1).permute(2, 0, 1).double() * 1e3
-    return (neighbour_affinity(onehot, radius) > 0.5).double()
+    onehot = F.one_hot(lab, int(lab.max()) + 1).permute(2, 0, 1).float() * 1e3
+    return (neighbour_affinity(onehot, radius) > 0.5).float()
 
 
 def main(argv=None):
@@ -82,14 +83,10 @@ def main(argv=None):
             gt_small = gt_small[stride // 2::stride, stride // 2::stride]
             for key, values in affinity_by_region(learned.cpu().numpy(), gt_small, radius, layout.ignore_index).items():
                 pairs[key].append(values)
-            scores = torch.from_numpy(with_background(read_array(cams, image_id).astype(np.float32), walk["alpha"]))
-            scores = F.pad(scores, (0, fw * stride - w, 0, fh * stride - h))
-            small = F.avg_pool2d(scores[None], stride, stride)[0].double()
-            lut = np.asarray([0, *classes], np.uint8)
-            for key, affinity in (("learned", learned.cpu().double()), ("oracle", oracle_affinity(gt_small, radius, layout.ignore_index))):
-                walked = propagate(small, affinity, beta, walk["t"], radius)
-                up = F.interpolate(walked[None], size=(fh * stride, fw * stride), mode="bilinear", align_corners=False)
-                conf[key] += confusion_matrix(lut[up[0, :, :h, :w].argmax(0).numpy()], gt, n, layout.ignore_index)
+            small = scores_at_stride(read_array(cams, image_id), walk["alpha"], stride, padded.shape[-2:])
+            for key, affinity in (("learned", learned.cpu()), ("oracle", oracle_affinity(gt_small, radius, layout.ignore_index))):
+                labels = walk_labels(small, affinity, classes, beta, walk["t"], radius, padded.shape[-2:], (h, w))
+                conf[key] += confusion_matrix(labels, gt, n, layout.ignore_index)
     for key, values in pairs.items():
         v = np.concatenate(values)
         log.info("affinity %-10s pairs %8d  mean W %.3f  mean W^beta %.3f  median W %.3f", key, v.size,

@@ -23,24 +23,34 @@ from .training import pad_to_stride
 STAGE = "random_walk"
 
 
+def scores_at_stride(cams: np.ndarray, alpha: float, stride: int, size) -> torch.Tensor:
+    """[M_bg; M] with M_bg = (1 - max_c M_c)^alpha, zero-padded to ``size`` (a multiple of stride), average-pooled by stride."""
+    scores = torch.from_numpy(with_background(cams.astype(np.float32), alpha))
+    h, w = scores.shape[-2:]
+    scores = F.pad(scores, (0, size[1] - w, 0, size[0] - h))
+    return F.avg_pool2d(scores[None], stride, stride)[0]
+
+
+def walk_labels(small: torch.Tensor, affinity: torch.Tensor, classes, beta: float, t: int, radius: int, size,
+                crop) -> np.ndarray:
+    """Class ids of argmax upsample(T^t [M_bg; M]) with T = D^-1 W^beta, upsampled to ``size`` and cropped to ``crop``."""
+    lut = np.asarray([0, *classes], dtype=np.uint8)
+    walked = propagate(small.to(affinity), affinity, beta, t, radius)
+    up = F.interpolate(walked[None], size=tuple(size), mode="bilinear", align_corners=False)[0, :, :crop[0], :crop[1]]
+    return lut[up.argmax(dim=0).cpu().numpy()]
+
+
 @torch.no_grad()
 def refine(model: AffinityNet, image: torch.Tensor, cams: np.ndarray, classes, alpha: float, beta: float, t: int,
            radius: int) -> np.ndarray:
     """Pseudo-label = argmax upsample(T^t [M_bg; M]) at the feature stride, T = D^-1 W^beta; returns class ids (H, W)."""
-    device = image.device
     stride = model.backbone.stride
-    lut = np.asarray([0, *classes], dtype=np.uint8)
-    scores = torch.from_numpy(with_background(cams.astype(np.float32), alpha)).to(device)
     padded, (h, w) = pad_to_stride(image[None], stride)
-    ph, pw = padded.shape[-2:]
-    scores = F.pad(scores, (0, pw - w, 0, ph - h))
-    small = F.avg_pool2d(scores[None], stride, stride)[0]
     features = model(padded)[0]
+    small = scores_at_stride(cams, alpha, stride, padded.shape[-2:])
     if features.shape[-2:] != small.shape[-2:]:
         small = F.interpolate(small[None], size=features.shape[-2:], mode="bilinear", align_corners=False)[0]
-    walked = propagate(small, neighbour_affinity(features, radius), beta, t, radius)
-    up = F.interpolate(walked[None], size=(ph, pw), mode="bilinear", align_corners=False)[0, :, :h, :w]
-    return lut[up.argmax(dim=0).cpu().numpy()]
+    return walk_labels(small, neighbour_affinity(features, radius), classes, beta, t, radius, padded.shape[-2:], (h, w))
 
 
 def main(argv=None):
