@@ -1,6 +1,8 @@
 # AffinityNet (Ahn & Kwak, CVPR 2018) as a Snakemake workflow:
 # classifier -> CAMs -> affinity labels -> AffinityNet -> random walk -> DeepLabV3 -> evaluation.
 # Settings: config.yaml (validated against schemas/config.schema.yaml before any job runs).
+# GPU rules (resources: gpu=1) run their stage under wsss_steps.gpu_slot, which gives each job a
+# GPU of its own on a workstation; local defaults: profiles/default, SLURM: profiles/slurm.
 
 from snakemake.utils import min_version
 

@@ -78,3 +78,15 @@ def test_tiny_config_is_the_documented_schema():
     from wsss_steps.config import load_config
 
     assert load_config(TINY)["run_name"] == "tiny"
+
+
+def test_rerun_one_stage_plans_that_stage_alone(tiny_run):
+    workdir, _ = tiny_run
+    proc = snakemake(workdir, "-n", "--cores", "2", "-R", "train_affinity", "--until", "train_affinity")
+    assert planned_jobs(proc.stdout) == {"train_affinity": 1}
+
+
+def test_forcing_one_artifact_plans_its_job_alone(tiny_run):
+    workdir, _ = tiny_run
+    proc = snakemake(workdir, "-n", "--cores", "2", "-f", "results/tiny/affinity.weights.h5")
+    assert planned_jobs(proc.stdout) == {"train_affinity": 1}

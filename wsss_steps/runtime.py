@@ -24,7 +24,9 @@ def resolve_device(request: str) -> torch.device:
     available = torch.cuda.is_available()
     if request == "cuda":
         if not available:
-            raise DeviceError("device 'cuda' was requested but PyTorch sees no CUDA device; set device: auto or cpu.")
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")
+            raise DeviceError(f"device 'cuda' was requested but PyTorch sees no CUDA device "
+                              f"(CUDA_VISIBLE_DEVICES={visible}); set device: auto or cpu.")
         return torch.device("cuda")
     if request != "auto":
         raise DeviceError(f"device must be auto, cpu or cuda, not '{request}'.")
@@ -70,5 +72,9 @@ def start(parser: argparse.ArgumentParser, argv=None):
     args = parser.parse_args(argv)
     logger = setup_logging(args.log)
     set_threads(args.threads)
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except DeviceError as exc:
+        logger.error("%s", exc)
+        raise SystemExit(1) from None
     return args, logger, device, VOCLayout.from_config(load_params(args.dataset))
