@@ -2,11 +2,13 @@
 
 
 rule make_affinity_labels:
+    cache: True
     input:
         cams=rules.extract_cams.output.cams,
     output:
         labels=f"{RESULTS}/affinity_labels_{TRAIN}.h5",
     params:
+        version=VERSION,
         dataset=DATASET_ARG,
         hyper=as_arg(config["affinity_labels"]),
     threads: 2
@@ -21,12 +23,14 @@ rule make_affinity_labels:
 
 
 rule train_affinity:
+    cache: True
     input:
         labels=rules.make_affinity_labels.output.labels,
         classifier=rules.train_classifier.output.weights,
     output:
         weights=f"{RESULTS}/affinity.weights.h5",
     params:
+        version=VERSION,
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=as_arg(config["affinity"]),
@@ -39,12 +43,15 @@ rule train_affinity:
     log:
         f"{LOGS}/train_affinity.log",
     shell:
-        "python -m wsss_steps.train_affinity --dataset {params.dataset} --backbone {params.backbone}"
+        "python -m wsss_steps.gpu_slot --"
+        " python -m wsss_steps.train_affinity --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --labels {input.labels} --classifier {input.classifier} --seed {params.seed}"
-        " --threads {threads} --out {output.weights} > {log} 2>&1"
+        " --threads {threads} --out {output.weights}"
+        f" --checkpoint {CHECKPOINTS}/train_affinity.h5 > {{log}} 2>&1"
 
 
 rule random_walk:
+    cache: True
     input:
         cams=rules.extract_cams.output.cams,
         affinity=rules.train_affinity.output.weights,
@@ -52,6 +59,7 @@ rule random_walk:
         labels=f"{RESULTS}/pseudo_labels_{TRAIN}.h5",
         png=directory(f"{RESULTS}/pseudo_labels_{TRAIN}"),
     params:
+        version=VERSION,
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=as_arg(config["random_walk"]),
@@ -64,7 +72,8 @@ rule random_walk:
     log:
         f"{LOGS}/random_walk.log",
     shell:
-        "python -m wsss_steps.random_walk --dataset {params.dataset} --backbone {params.backbone}"
+        "python -m wsss_steps.gpu_slot --"
+        " python -m wsss_steps.random_walk --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --affinity-params {params.affinity} --cams {input.cams}"
         " --affinity {input.affinity} --threads {threads}"
         " --out {output.labels} --png-dir {output.png} > {log} 2>&1"

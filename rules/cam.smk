@@ -2,11 +2,13 @@
 
 
 rule train_classifier:
+    cache: True
     input:
         split=split_list(TRAIN),
     output:
         weights=f"{RESULTS}/classifier.weights.h5",
     params:
+        version=VERSION,
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=as_arg(config["classifier"]),
@@ -20,18 +22,23 @@ rule train_classifier:
     log:
         f"{LOGS}/train_classifier.log",
     shell:
-        "python -m wsss_steps.train_classifier --dataset {params.dataset} --backbone {params.backbone}"
+        "python -m wsss_steps.gpu_slot --"
+        " python -m wsss_steps.train_classifier --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --split {params.split} --seed {params.seed}"
-        " --threads {threads} --out {output.weights} > {log} 2>&1"
+        f" --check-masks {shlex.quote(VAL)} {shlex.quote(SCORE)}"
+        " --threads {threads} --out {output.weights}"
+        f" --checkpoint {CHECKPOINTS}/train_classifier.h5 > {{log}} 2>&1"
 
 
 rule extract_cams:
+    cache: True
     input:
         split=split_list(TRAIN),
         classifier=rules.train_classifier.output.weights,
     output:
         cams=f"{RESULTS}/cams_{TRAIN}.h5",
     params:
+        version=VERSION,
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=as_arg(config["cams"]),
@@ -44,6 +51,7 @@ rule extract_cams:
     log:
         f"{LOGS}/extract_cams.log",
     shell:
-        "python -m wsss_steps.extract_cams --dataset {params.dataset} --backbone {params.backbone}"
+        "python -m wsss_steps.gpu_slot --"
+        " python -m wsss_steps.extract_cams --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --classifier {input.classifier} --split {params.split}"
         " --threads {threads} --out {output.cams} > {log} 2>&1"

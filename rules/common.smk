@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
+from wsss_steps import __version__ as VERSION
 from wsss_steps.config import validate_config
 from wsss_steps.runs import check_run_matches
 
@@ -18,11 +19,24 @@ RUN = config["run_name"]
 DATASET = config["dataset"]
 RESULTS = f"results/{RUN}"
 LOGS = f"{RESULTS}/logs"
+# Training stages save a checkpoint here after every epoch (not a declared output, so Snakemake
+# keeps it when a job is killed); the rerun resumes from it and deletes it when done.
+CHECKPOINTS = f"{RESULTS}/checkpoints"
 LISTS = f"{DATASET['root']}/ImageSets/Segmentation"
 TRAIN = DATASET["train_split"]
 VAL = DATASET["val_split"]
 
 check_run_matches(RESULTS, DATASET)
+
+# A dataset on disk is checked for its folders and split lists before any job is planned; the
+# images, labels and masks themselves are checked by train_classifier before it trains.
+if "generate" not in DATASET:
+    from wsss_steps.data import VOCLayout
+
+    _layout = VOCLayout.from_config(DATASET)
+    _layout.check_folders()
+    for _split in dict.fromkeys([TRAIN, VAL, DATASET.get("score_split", TRAIN)]):
+        _layout.ids(_split)
 
 # The device is not a hyperparameter: switching between CPU and GPU must not rerun stages,
 # so it reaches the jobs through the environment instead of params.
@@ -38,7 +52,10 @@ def as_arg(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
-DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k != "generate"})
+# What the stages read of the dataset; generate (make_dataset's own params) and score_split (evaluate
+# only) stay out, so changing them reruns only the rules that use them.
+DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k not in ("generate", "score_split")})
+SCORE = DATASET.get("score_split", TRAIN)
 BACKBONE_ARG = as_arg(config["backbone"])
 
 

@@ -17,10 +17,12 @@ rule evaluate:
         run_name=RUN,
         train_split=TRAIN,
         val_split=VAL,
+        score_split=SCORE,
     log:
         f"{LOGS}/evaluate.log",
     shell:
         "python -m wsss_steps.evaluate --dataset {params.dataset} --params {params.hyper} --run-name {params.run_name}"
         " --cams {input.cams} --affinity-labels {input.labels} --pseudo-labels {input.pseudo}"
         " --predictions {input.predictions} --train-split {params.train_split} --val-split {params.val_split}"
+        " --score-split {params.score_split}"
         " --summary {output.summary} --table {output.table} --examples {output.examples} > {log} 2>&1"

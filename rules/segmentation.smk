@@ -2,6 +2,7 @@
 
 
 rule train_segmentation:
+    cache: True
     input:
         pseudo=rules.random_walk.output.labels,
         classifier=rules.train_classifier.output.weights,
@@ -10,6 +11,7 @@ rule train_segmentation:
         weights=f"{RESULTS}/segmentation.weights.h5",
         predictions=f"{RESULTS}/segmentation_predictions.h5",
     params:
+        version=VERSION,
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=as_arg(config["segmentation"]),
@@ -23,7 +25,9 @@ rule train_segmentation:
     log:
         f"{LOGS}/train_segmentation.log",
     shell:
-        "python -m wsss_steps.train_segmentation --dataset {params.dataset} --backbone {params.backbone}"
+        "python -m wsss_steps.gpu_slot --"
+        " python -m wsss_steps.train_segmentation --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --pseudo-labels {input.pseudo} --classifier {input.classifier}"
         " --predict-splits {params.splits} --seed {params.seed} --threads {threads}"
-        " --out {output.weights} --predictions {output.predictions} > {log} 2>&1"
+        " --out {output.weights} --predictions {output.predictions}"
+        f" --checkpoint {CHECKPOINTS}/train_segmentation.h5 > {{log}} 2>&1"

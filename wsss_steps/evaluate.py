@@ -133,6 +133,7 @@ def main(argv=None):
     parser.add_argument("--predictions", required=True)
     parser.add_argument("--train-split", required=True)
     parser.add_argument("--val-split", required=True)
+    parser.add_argument("--score-split", help="list whose images' CAMs and pseudo-labels are scored (default --train-split)")
     parser.add_argument("--summary", required=True, help="summary.json to write")
     parser.add_argument("--table", required=True, help="summary.md to write")
     parser.add_argument("--examples", required=True, help="examples.png to write")
@@ -141,19 +142,29 @@ def main(argv=None):
     dataset = load_params(args.dataset)
     layout = VOCLayout.from_config(dataset)
     params = load_params(args.params)
-    with open_store(args.cams, "extract_cams") as cams, \
-            open_store(args.affinity_labels, "make_affinity_labels") as labels, \
-            open_store(args.pseudo_labels, "random_walk") as pseudo, \
-            open_store(args.predictions, "predict_segmentation") as preds:
+    with open_store(args.cams, "extract_cams", layout) as cams, \
+            open_store(args.affinity_labels, "make_affinity_labels", layout) as labels, \
+            open_store(args.pseudo_labels, "random_walk", layout) as pseudo, \
+            open_store(args.predictions, "predict_segmentation", layout) as preds:
         train_ids = json.loads(cams.attrs["ids"])
+        if args.score_split and args.score_split != args.train_split:
+            wanted = set(layout.ids(args.score_split))
+            train_ids = [i for i in train_ids if i in wanted]
+        train_ids = layout.scored_ids(train_ids)
         if args.val_split not in preds:
             raise SystemExit(f"{args.predictions}: has no predictions for split '{args.val_split}'.")
-        val_ids = json.loads(preds[args.val_split].attrs["ids"])
+        val_ids = layout.scored_ids(json.loads(preds[args.val_split].attrs["ids"]))
+        if not train_ids or not val_ids:
+            raise SystemExit(f"{layout.root / layout.mask_dir}: no masks for the images to score "
+                             f"({len(train_ids)} on {args.score_split or args.train_split}, {len(val_ids)} on {args.val_split}).")
+        log.info("scoring %d images of %s and %d of %s (those with a mask)", len(train_ids),
+                 args.score_split or args.train_split, len(val_ids), args.val_split)
         summary = {"run_name": args.run_name, "dataset": dataset.get("name", str(layout.root)),
                    "classes": list(layout.classes)}
         summary["cam"] = dict(evaluate_cams(layout, cams, train_ids, params["cam_threshold"], params["threshold_curve"]),
-                              split=args.train_split)
-        summary["rw"] = dict(evaluate_labels(layout, pseudo, train_ids, "score CAM+RW"), split=args.train_split)
+                              split=args.score_split or args.train_split)
+        summary["rw"] = dict(evaluate_labels(layout, pseudo, train_ids, "score CAM+RW"),
+                             split=args.score_split or args.train_split)
         summary["seg"] = dict(evaluate_labels(layout, preds[args.val_split], val_ids, "score segmentation"),
                               split=args.val_split)
         if args.train_split in preds:

@@ -67,7 +67,7 @@ def main(argv=None):
     args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone), load_params(args.params)
     model = build(backbone_cfg, layout.num_classes, pretrained=False)
-    load_weights(args.classifier, model, stage="train_classifier")
+    load_weights(args.classifier, model, stage="train_classifier", classes=layout.classes)
     table = layout.label_table(args.split)
     ids = list(table)
     attrs = provenance(STAGE, {**params, "split": args.split}, args.seed, [args.classifier, layout.list_file(args.split)])

@@ -5,7 +5,7 @@ What makes WSSS hard is built in on purpose:
   on a large textured *body* whose colour, texture and shape are shared by all classes,
   so a classifier's CAM fires around the mark and misses most of a large body (objects
   range from small, mostly mark, to large, mostly body);
-- bodies are saturated colours against a textured, low-saturation background, so appearance
+- bodies are saturated, nearly flat colours against a textured, low-saturation background, so appearance
   affinity can spread activation from the mark to the whole body and stop at its boundary;
 - 1-3 objects of different classes per image, some touching, some images empty;
 - the last class (the "boat") usually floats on a water band, which rarely appears
@@ -64,9 +64,9 @@ def _mark_mask(yy, xx, cy, cx, half, shape):
 
 
 def _body_texture(rng, size, yy, xx):
-    """Object texture that no class owns: oriented stripes and grain."""
+    """Object texture that no class owns: faint oriented stripes and grain (a body reads as one region)."""
     fy, fx = rng.uniform(0.2, 0.6, size=2) * rng.choice([-1, 1], size=2)
-    return 12 * np.sin(yy * fy + xx * fx + rng.uniform(0, 6.3)) + rng.normal(0, 8, (size, size))
+    return 5 * np.sin(yy * fy + xx * fx + rng.uniform(0, 6.3)) + rng.normal(0, 4, (size, size))
 
 
 def _background(rng, size, yy, xx):
@@ -132,7 +132,8 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
     placed = []  # (cy, cx, radius, mark mask) of each object drawn so far
     for index, cls in enumerate(classes):
         for _attempt in range(50):
-            scale = rng.uniform(0.09, 0.27)  # small objects are mostly mark, large ones mostly body
+            # radius 0.09-0.27 S, skewed small: small objects are mostly mark, large ones mostly body
+            scale = 0.09 + 0.18 * rng.random() ** 2
             ry, rx = scale * rng.uniform(0.8, 1.2, size=2) * size
             r = max(ry, rx)
             if placed and rng.random() < touch_rate:

@@ -6,7 +6,6 @@ import json
 import sys
 
 import torch
-import torch.nn.functional as F
 
 from .algorithms import affinity_loss, pair_affinities, pair_labels, pair_offsets
 from .config import load_params
@@ -14,7 +13,7 @@ from .io import open_store, provenance, read_array, save_weights
 from .models import AffinityNet, make_backbone
 from .runtime import base_parser, seed_everything, start
 from .train_classifier import load_classifier_backbone
-from .training import CropDataset, fit, make_optimizer
+from .training import CropDataset, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_affinity"
 
@@ -27,8 +26,11 @@ def build(backbone_cfg: dict, head_channels, pretrained: bool = True) -> Affinit
 
 
 def feature_labels(labels: torch.Tensor, size) -> torch.Tensor:
-    """Nearest-neighbour downsampling of (B, H, W) label maps to the feature map size."""
-    return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
+    """Label of each feature cell: the pixel at the cell's centre, floor((i + 1/2) H / h), of (B, H, W) labels."""
+    height, width = labels.shape[-2:]
+    rows = ((torch.arange(size[0], device=labels.device) + 0.5) * height / size[0]).long().clamp(max=height - 1)
+    cols = ((torch.arange(size[1], device=labels.device) + 0.5) * width / size[1]).long().clamp(max=width - 1)
+    return labels[:, rows][:, :, cols].long()
 
 
 def loss_for(radius: int):
@@ -51,22 +53,23 @@ def main(argv=None):
     parser.add_argument("--labels", required=True, help="affinity label store (.h5)")
     parser.add_argument("--classifier", help="classifier weights, used when init_from_classifier is true")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")
+    parser.add_argument("--checkpoint", help="resume file kept outside the outputs: saved every epoch, deleted at the end")
     args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone), load_params(args.params)
     seed_everything(args.seed)
     init = params["init_from_classifier"]
     model = build(backbone_cfg, params["head_channels"], pretrained=not init)
     if init:
-        load_classifier_backbone(model.backbone, args.classifier, backbone_cfg, layout.num_classes)
-    with open_store(args.labels, "make_affinity_labels") as store:
+        load_classifier_backbone(model.backbone, args.classifier, backbone_cfg, layout.classes)
+    with open_store(args.labels, "make_affinity_labels", layout) as store:
         ids = json.loads(store.attrs["ids"])
         label_maps = {i: read_array(store, i) for i in ids}
     dataset = CropDataset(layout, ids, params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
     head = list(model.reduce.parameters()) + list(model.fuse.parameters())
     optimizer = make_optimizer(model.backbone.parameters(), head, params["lr"], params["weight_decay"])
-    history = fit(model, dataset, loss_for(params["radius"]), optimizer, params["epochs"], params["batch_size"],
-                  device, args.seed, "affinity")
     inputs = [args.labels] + ([args.classifier] if init else [])
+    history = fit(model, dataset, loss_for(params["radius"]), optimizer, params["epochs"], params["batch_size"],
+                  device, args.seed, "affinity", args.checkpoint, run_fingerprint(args, inputs))
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
     save_weights(args.out, model.cpu(), attrs)

@@ -11,7 +11,7 @@ from .data import VOCLayout
 from .io import load_weights, provenance, save_weights
 from .models import CAMNet, backbone_state, make_backbone
 from .runtime import base_parser, seed_everything, start
-from .training import CropDataset, fit, make_optimizer
+from .training import CropDataset, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_classifier"
 
@@ -23,15 +23,16 @@ def build(backbone_cfg: dict, num_classes: int, pretrained: bool = True) -> CAMN
     return CAMNet(backbone, num_classes - 1)
 
 
-def load_classifier_backbone(backbone, path, backbone_cfg: dict, num_classes: int):
-    """Copy the backbone weights of a trained classifier (``path``) into ``backbone``."""
-    classifier = build(backbone_cfg, num_classes, pretrained=False)
-    load_weights(path, classifier, stage=STAGE)
+def load_classifier_backbone(backbone, path, backbone_cfg: dict, classes):
+    """Copy the backbone weights of a classifier trained for ``classes`` (``path``) into ``backbone``."""
+    classifier = build(backbone_cfg, len(classes), pretrained=False)
+    load_weights(path, classifier, stage=STAGE, classes=classes)
     backbone.load_state_dict(backbone_state(classifier.state_dict()))
 
 
-def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed: int, device):
-    """Train and return the classifier and its loss history."""
+def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed: int, device, checkpoint=None,
+          fingerprint: str = ""):
+    """Train and return the classifier and its loss history (resuming from ``checkpoint`` when it fits)."""
     seed_everything(seed)
     table = layout.label_table(split)
     model = build(backbone_cfg, layout.num_classes)
@@ -41,7 +42,8 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
     def loss_fn(net, batch):
         return F.multilabel_soft_margin_loss(net(batch["image"]), batch["target"])
 
-    history = fit(model, dataset, loss_fn, optimizer, params["epochs"], params["batch_size"], device, seed, "classifier")
+    history = fit(model, dataset, loss_fn, optimizer, params["epochs"], params["batch_size"], device, seed, "classifier",
+                  checkpoint, fingerprint)
     return model.cpu(), history
 
 
@@ -51,9 +53,15 @@ def main(argv=None):
     parser.add_argument("--params", required=True, help="classifier settings (JSON or YAML file)")
     parser.add_argument("--split", required=True, help="split list to train on")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")
+    parser.add_argument("--checkpoint", help="resume file kept outside the outputs: saved every epoch, deleted at the end")
+    parser.add_argument("--check-masks", nargs="*", default=[], metavar="SPLIT",
+                        help="also check, before training, the masks of these splits (those scored later)")
     args, log, device, layout = start(parser, argv)
+    for split, counts in layout.check([args.split], args.check_masks).items():
+        log.info("dataset check, split %s: %s", split, counts)
     backbone_cfg, params = load_params(args.backbone), load_params(args.params)
-    model, history = train(layout, args.split, backbone_cfg, params, args.seed, device)
+    fingerprint = run_fingerprint(args, [layout.list_file(args.split)])
+    model, history = train(layout, args.split, backbone_cfg, params, args.seed, device, args.checkpoint, fingerprint)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed,
                        [layout.list_file(args.split)])
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])

@@ -16,7 +16,7 @@ from .log import progress
 from .models import make_backbone, make_deeplabv3
 from .runtime import base_parser, seed_everything, start
 from .train_classifier import load_classifier_backbone
-from .training import CropDataset, fit, make_optimizer, pad_to_stride
+from .training import CropDataset, fit, make_optimizer, pad_to_stride, run_fingerprint
 
 STAGE = "train_segmentation"
 
@@ -45,14 +45,15 @@ def main(argv=None):
     parser.add_argument("--predict-splits", nargs="+", required=True, help="splits to predict after training")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")
     parser.add_argument("--predictions", required=True, help="prediction store to write (.h5), one group per split")
+    parser.add_argument("--checkpoint", help="resume file kept outside the outputs: saved every epoch, deleted at the end")
     args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone), load_params(args.params)
     seed_everything(args.seed)
     init = params["init_from_classifier"]
     model = build(backbone_cfg, params, layout.num_classes, pretrained=not init)
     if init:
-        load_classifier_backbone(model.backbone.backbone, args.classifier, backbone_cfg, layout.num_classes)
-    with open_store(args.pseudo_labels, "random_walk") as store:
+        load_classifier_backbone(model.backbone.backbone, args.classifier, backbone_cfg, layout.classes)
+    with open_store(args.pseudo_labels, "random_walk", layout) as store:
         ids = json.loads(store.attrs["ids"])
         label_maps = {i: read_array(store, i) for i in ids}
     dataset = CropDataset(layout, ids, params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
@@ -62,9 +63,9 @@ def main(argv=None):
     def loss_fn(net, batch):
         return F.cross_entropy(net(batch["image"])["out"], batch["labels"], ignore_index=layout.ignore_index)
 
-    history = fit(model, dataset, loss_fn, optimizer, params["epochs"], params["batch_size"], device, args.seed,
-                  "segmentation")
     inputs = [args.pseudo_labels] + ([args.classifier] if init else [])
+    history = fit(model, dataset, loss_fn, optimizer, params["epochs"], params["batch_size"], device, args.seed,
+                  "segmentation", args.checkpoint, run_fingerprint(args, inputs))
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
     save_weights(args.out, model.cpu(), attrs)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -59,15 +61,81 @@ def poly_lr(optimizer, step: int, total: int, power: float = 0.9):
         group["lr"] = group["base_lr"] * factor
 
 
-def fit(model, dataset: CropDataset, loss_fn, optimizer, epochs: int, batch_size: int, device, seed: int, name: str):
-    """Train ``model`` for ``epochs`` with ``loss_fn(model, batch) -> loss``; returns per-epoch mean losses."""
+def run_fingerprint(args, inputs=()) -> str:
+    """SHA-256 over a stage's settings (its arguments, minus threads, device and log) and its input files' bytes."""
+    import hashlib
+
+    from .io import file_sha256
+
+    settings = {k: v for k, v in sorted(vars(args).items()) if k not in ("threads", "device", "log", "checkpoint")}
+    record = {"settings": settings, "inputs": [file_sha256(p) for p in inputs]}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def save_checkpoint(path, model, optimizer, generator: torch.Generator, epoch: int, step: int, history, fingerprint: str):
+    """Everything needed to continue training after ``epoch`` epochs, as HDF5 (weights, momentum, sampler RNG)."""
+    from .io import write_store
+
+    attrs = {"stage": "checkpoint", "epoch": epoch, "step": step, "history": json.dumps(history),
+             "fingerprint": fingerprint}
+    with write_store(path, attrs) as store:
+        weights = store.create_group("state_dict")
+        for key, tensor in model.state_dict().items():
+            weights.create_dataset(key, data=tensor.detach().cpu().numpy())
+        momentum = store.create_group("momentum")
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for index, param in enumerate(params):
+            buffer = optimizer.state.get(param, {}).get("momentum_buffer")
+            if buffer is not None:
+                momentum.create_dataset(str(index), data=buffer.detach().cpu().numpy())
+        store.create_dataset("generator", data=generator.get_state().numpy())
+
+
+def load_checkpoint(path, model, optimizer, generator: torch.Generator, fingerprint: str):
+    """Restore a checkpoint made for the same ``fingerprint``; return (epoch, step, history) or None to start afresh."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with h5py.File(path, "r") as store:
+            if store.attrs.get("fingerprint") != fingerprint:
+                log.info("ignoring checkpoint %s: it was made with other settings or inputs", path)
+                return None
+            device = next(model.parameters()).device
+            model.load_state_dict({k: torch.from_numpy(np.asarray(store["state_dict"][k][()])) for k in store["state_dict"]})
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            for key in store["momentum"]:
+                optimizer.state[params[int(key)]]["momentum_buffer"] = torch.from_numpy(store["momentum"][key][()]).to(device)
+            generator.set_state(torch.from_numpy(store["generator"][()]))
+            epoch, step, history = int(store.attrs["epoch"]), int(store.attrs["step"]), json.loads(store.attrs["history"])
+    except (OSError, KeyError) as exc:
+        log.warning("ignoring unreadable checkpoint %s (%s); training from the start", path, exc)
+        return None
+    log.info("resuming from checkpoint %s after epoch %d", path, epoch)
+    return epoch, step, history
+
+
+def fit(model, dataset: CropDataset, loss_fn, optimizer, epochs: int, batch_size: int, device, seed: int, name: str,
+        checkpoint=None, fingerprint: str = ""):
+    """Train ``model`` for ``epochs`` with ``loss_fn(model, batch) -> loss``; returns per-epoch mean losses.
+
+    With ``checkpoint`` (a path outside the stage's outputs), the state is saved after every epoch and
+    a run killed mid-training continues from the last saved epoch, ending with the same weights as an
+    uninterrupted run; the checkpoint is deleted once training finishes.
+    """
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
                         num_workers=0, generator=generator)
     total = epochs * len(loader)
-    step, history = 0, []
+    first, step, history = 0, 0, []
     model.to(device).train()
-    for epoch in range(epochs):
+    if checkpoint is not None:
+        resumed = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint)
+        if resumed is not None:
+            first, step, history = resumed
+    for epoch in range(first, epochs):
         dataset.epoch = epoch
         losses, start = [], time.time()
         for batch in progress(loader, desc=f"{name} epoch {epoch + 1}/{epochs}", leave=False):
@@ -83,6 +151,10 @@ def fit(model, dataset: CropDataset, loss_fn, optimizer, epochs: int, batch_size
             step += 1
         history.append(float(np.mean(losses)))
         log.info("%s epoch %d/%d loss %.4f (%.1f s)", name, epoch + 1, epochs, history[-1], time.time() - start)
+        if checkpoint is not None and epoch + 1 < epochs:
+            save_checkpoint(checkpoint, model, optimizer, generator, epoch + 1, step, history, fingerprint)
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
     model.eval()
     return history
 

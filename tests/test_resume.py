@@ -1,0 +1,87 @@
+"""A training job killed with SIGKILL and started again ends with the same weights as an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+from wsss_steps.make_dataset import generate
+
+CLASSES = ["background", "kite", "bug", "boat"]
+
+
+def _command(root, out, checkpoint, epochs):
+    dataset = {"name": "t", "root": str(root), "classes": CLASSES, "ignore_index": 255,
+               "train_split": "train", "val_split": "val"}
+    backbone = {"name": "tiny", "output_stride": 8, "weights": None, "width": 8}
+    params = {"epochs": epochs, "batch_size": 4, "lr": 0.02, "weight_decay": 0.0001, "crop_size": 64,
+              "scale_range": [0.8, 1.2]}
+    return [sys.executable, "-m", "wsss_steps.train_classifier", "--dataset", json.dumps(dataset),
+            "--backbone", json.dumps(backbone), "--params", json.dumps(params), "--split", "train", "--seed", "3",
+            "--threads", "1", "--device", "cpu", "--out", str(out), "--checkpoint", str(checkpoint)]
+
+
+def _weights(path):
+    with h5py.File(path, "r") as store:
+        return {k: store["state_dict"][k][()] for k in store["state_dict"]}
+
+
+def _epoch_of(checkpoint):
+    try:
+        with h5py.File(checkpoint, "r") as store:
+            return int(store.attrs["epoch"])
+    except (OSError, KeyError):
+        return 0
+
+
+def test_sigkill_during_classifier_training_then_rerun_gives_the_clean_runs_weights(tmp_path):
+    root = tmp_path / "data"
+    generate(root, CLASSES, 64, 24, 4, seed=1)
+    epochs = 6
+    clean = subprocess.run(_command(root, tmp_path / "clean.h5", tmp_path / "clean.ckpt.h5", epochs),
+                           capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    assert not (tmp_path / "clean.ckpt.h5").exists()  # removed once training is done
+
+    out, checkpoint = tmp_path / "killed.h5", tmp_path / "killed.ckpt.h5"
+    job = subprocess.Popen(_command(root, out, checkpoint, epochs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while _epoch_of(checkpoint) < 2 and job.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert job.poll() is None, "training finished before it could be killed; make the test job longer"
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    killed_at = _epoch_of(checkpoint)
+    assert 2 <= killed_at < epochs and not out.exists()
+
+    resumed = subprocess.run(_command(root, out, checkpoint, epochs), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"after epoch {killed_at}" in resumed.stderr
+    a, b = _weights(tmp_path / "clean.h5"), _weights(out)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_a_checkpoint_made_with_other_settings_is_ignored(tmp_path):
+    root = tmp_path / "data"
+    generate(root, CLASSES, 64, 8, 2, seed=1)
+    checkpoint = tmp_path / "c.ckpt.h5"
+    first = _command(root, tmp_path / "a.h5", checkpoint, 3)
+    job = subprocess.Popen(first, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while _epoch_of(checkpoint) < 1 and job.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    if not checkpoint.exists():
+        return  # finished too quickly to leave a checkpoint: nothing to test on this machine
+    other = _command(root, tmp_path / "a.h5", checkpoint, 4)  # one more epoch: another fingerprint
+    proc = subprocess.run(other, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "made with other settings" in proc.stderr and "resuming" not in proc.stderr

@@ -1,0 +1,56 @@
+"""Print what made an artifact: stage, parameters, seed, package version, input checksums, contents."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import h5py
+
+from .io import ArtifactError, open_store
+
+_JSON_ATTRS = ("params", "inputs", "ids", "history")
+
+
+def describe(path) -> dict:
+    """The provenance attributes of an HDF5 artifact (JSON ones decoded) and a short inventory of its contents."""
+    with open_store(path) as store:
+        attrs = {}
+        for key, value in store.attrs.items():
+            value = value.tolist() if hasattr(value, "tolist") else value
+            if key in _JSON_ATTRS and isinstance(value, str):
+                value = json.loads(value)
+            attrs[key] = value
+        if isinstance(attrs.get("ids"), list):
+            attrs["ids"] = f"{len(attrs['ids'])} ids"
+        groups, datasets, nbytes = 0, 0, 0
+
+        def visit(_name, obj):
+            nonlocal groups, datasets, nbytes
+            if isinstance(obj, h5py.Dataset):
+                datasets += 1
+                nbytes += obj.id.get_storage_size()
+            else:
+                groups += 1
+
+        store.visititems(visit)
+    return {"path": str(path), **attrs, "contents": {"groups": groups, "datasets": datasets, "stored_bytes": nbytes}}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m wsss_steps.inspect", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="HDF5 artifacts (.h5) made by the workflow")
+    args = parser.parse_args(argv)
+    status = 0
+    for path in args.paths:
+        try:
+            print(json.dumps(describe(path), indent=2, default=str))
+        except ArtifactError as exc:
+            print(exc, file=sys.stderr)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
