@@ -102,15 +102,93 @@ def test_random_walk_mass_stays_in_its_region():
     assert torch.allclose(left, torch.full_like(left, left.mean().item()), atol=1e-3)  # converged to its average
 
 
-def test_sparse_walk_equals_dense_formula():
-    torch.manual_seed(1)
-    feats = torch.rand(3, 5, 7, dtype=torch.float64)
-    cams = torch.rand(2, 5, 7, dtype=torch.float64)
-    aff = A.neighbour_affinity(feats, radius=3)
-    sparse = A.propagate(cams, aff, beta=2, t=5, radius=3)
-    dense = torch.linalg.matrix_power(A.dense_transition(aff, beta=2, radius=3), 5)
-    expected = (dense @ cams.reshape(2, -1).T).T.reshape(2, 5, 7)
-    assert torch.allclose(sparse, expected, atol=1e-10)
+def _walk_by_dense_formula(cams, affinity, beta, t, radius):
+    """T^t vec(M) with T the dense HW x HW matrix, one image (K, H, W)."""
+    k, h, w = cams.shape
+    dense = torch.linalg.matrix_power(A.dense_transition(affinity, beta, radius), t)
+    return (dense @ cams.reshape(k, -1).T).T.reshape(k, h, w)
+
+
+@pytest.mark.parametrize("radius, beta, t, shape", [
+    (1, 1, 3, (1, 4, 5)),      # radius 1: the only neighbour is the pixel itself, T = I
+    (2, 1, 1, (2, 5, 7)),
+    (3, 2, 5, (2, 5, 7)),
+    (3, 8, 16, (3, 9, 11)),    # grid not a multiple of the tile, more than one tile
+    (5, 8, 7, (4, 17, 10)),
+    (4, 3, 0, (1, 6, 6)),      # t = 0 leaves the CAMs as they are
+])
+def test_sparse_walk_equals_dense_formula(radius, beta, t, shape):
+    gen = torch.Generator().manual_seed(radius * 100 + t)
+    k, h, w = shape
+    feats = torch.rand(3, h, w, dtype=torch.float64, generator=gen) * 2
+    cams = torch.rand(k, h, w, dtype=torch.float64, generator=gen)
+    aff = A.neighbour_affinity(feats, radius=radius)
+    walked = A.propagate(cams, aff, beta=beta, t=t, radius=radius)
+    assert walked.shape == cams.shape
+    assert torch.allclose(walked, _walk_by_dense_formula(cams, aff, beta, t, radius), atol=1e-12)
+
+
+def test_batched_walk_uses_each_images_own_transition():
+    gen = torch.Generator().manual_seed(7)
+    feats = torch.rand(3, 4, 9, 13, dtype=torch.float64, generator=gen) * 3
+    cams = torch.rand(3, 2, 9, 13, dtype=torch.float64, generator=gen)
+    aff = torch.stack([A.neighbour_affinity(f, radius=3) for f in feats])
+    walked = A.propagate(cams, aff, beta=4, t=9, radius=3)
+    assert walked.shape == (3, 2, 9, 13)
+    for b in range(3):
+        assert torch.allclose(walked[b], _walk_by_dense_formula(cams[b], aff[b], 4, 9, 3), atol=1e-12)
+    with pytest.raises(ValueError, match="does not fit"):
+        A.propagate(cams, aff[:2], beta=4, t=1, radius=3)
+    with pytest.raises(ValueError, match="does not fit"):
+        A.propagate(cams, aff, beta=4, t=1, radius=2)
+
+
+def test_sparse_transition_is_the_dense_matrix_block_diagonal_over_a_batch():
+    gen = torch.Generator().manual_seed(3)
+    aff = torch.stack([A.neighbour_affinity(torch.rand(2, 6, 7, dtype=torch.float64, generator=gen), radius=3)
+                       for _ in range(3)])
+    sparse = A.sparse_transition(aff, beta=2, radius=3)
+    assert sparse.layout == torch.sparse_csr and sparse.shape == (126, 126)
+    # at most N = 25 stored entries per row, fewer near the border (neighbours outside the image are left out)
+    per_row = sparse.crow_indices().diff()
+    assert per_row.max().item() == len(A.full_offsets(3)) and per_row.min().item() < per_row.max().item()
+    columns, starts = sparse.col_indices().long(), sparse.crow_indices().long()
+    new_row = torch.zeros(len(columns), dtype=torch.bool)
+    new_row[starts[:-1]] = True
+    assert (columns.diff() > 0)[~new_row[1:]].all()  # columns strictly ascending within each row
+    expected = torch.block_diag(*[A.dense_transition(a, beta=2, radius=3) for a in aff])
+    assert torch.allclose(sparse.to_dense(), expected, atol=1e-15)
+    ones = torch.ones(126, 1, dtype=torch.float64)
+    assert torch.allclose(sparse @ ones, ones)  # rows of T sum to 1
+    assert torch.allclose(A.sparse_transition(aff[0], beta=2, radius=3).to_dense(), expected[:42, :42], atol=1e-15)
+
+
+def test_dense_transition_known_answer_and_plain_loop():
+    # a 1 x 3 row at radius 2: neighbours are left, self, right; W(0,1) = 1, W(1,2) = exp(-ln 2) = 1/2
+    aff = A.neighbour_affinity(torch.tensor([[[0.0, 0.0, np.log(2.0)]]], dtype=torch.float64), radius=2)
+    dense = A.dense_transition(aff, beta=1, radius=2)
+    expected = torch.tensor([[1 / 2, 1 / 2, 0], [2 / 5, 2 / 5, 1 / 5], [0, 1 / 3, 2 / 3]], dtype=torch.float64)
+    assert torch.allclose(dense, expected, atol=1e-12)
+    # the vectorised construction equals a plain loop over pixels and offsets
+    aff = A.neighbour_affinity(torch.rand(3, 4, 5, dtype=torch.float64), radius=3)
+    trans = A.transition(aff, beta=3)
+    loop = torch.zeros(20, 20, dtype=torch.float64)
+    for n, (dy, dx) in enumerate(A.full_offsets(3)):
+        for y in range(4):
+            for x in range(5):
+                if 0 <= y + dy < 4 and 0 <= x + dx < 5:
+                    loop[y * 5 + x, (y + dy) * 5 + x + dx] = trans[n, y, x]
+    assert torch.equal(A.dense_transition(aff, beta=3, radius=3), loop)
+
+
+def test_batched_transition_rows_sum_to_one_and_constant_maps_stay_constant():
+    aff = torch.stack([A.neighbour_affinity(torch.rand(4, 6, 5) * 4, radius=r) for r in (3, 3)])
+    assert torch.allclose(A.transition(aff, beta=8).sum(dim=1), torch.ones(2, 6, 5), atol=1e-5)
+    # rows of T sum to 1, so T 1 = 1: a constant map is a fixed point of the walk, on a grid whose
+    # dense T would take 160^4 * 4 bytes = 2.6 GB (the walk must never build it)
+    aff = A.neighbour_affinity(torch.rand(2, 160, 160), radius=5)
+    walked = A.propagate(torch.full((2, 160, 160), 0.25), aff, beta=8, t=3, radius=5)
+    assert torch.allclose(walked, torch.full_like(walked, 0.25), atol=1e-5)
 
 
 def test_miou_from_hand_made_confusion_matrix():

@@ -22,6 +22,7 @@ def good():
     (("affinity_labels", "alpha_low"), 0, "'affinity_labels.alpha_low'"),
     (("affinity_labels", "alpha_high"), -1, "'affinity_labels.alpha_high'"),
     (("random_walk", "alpha"), 0, "'random_walk.alpha'"),
+    (("random_walk", "stride"), 16, "'random_walk.stride'"),
     (("affinity", "radius"), 0, "'affinity.radius'"),
     (("classifier", "epochs"), 1.5, "'classifier.epochs'"),
     (("device",), "gpu", "'device'"),

@@ -1,5 +1,7 @@
 """Each stage runs from the command line; bad inputs fail early with one sentence naming the file."""
 
+import json
+import pickle
 import subprocess
 import sys
 
@@ -8,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from wsss_steps.io import ArtifactError, load_weights, open_store, read_array, save_weights, write_store, put_array
+from wsss_steps.io import (ArtifactError, StoreDataset, load_weights, open_store, put_array, read_array, save_weights,
+                           write_store)
 from wsss_steps.models import CAMNet, TinyBackbone
 from wsss_steps.runtime import DeviceError, resolve_device
 
@@ -76,3 +79,53 @@ def test_failed_writer_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with h5py.File(tmp_path / "ok.h5", "w"):
         pass
+
+
+def test_store_dataset_reads_through_two_workers(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {f"img{i}": rng.random((1 + i % 3, 20 + i, 31 - i)).astype(np.float16) for i in range(10)}
+    path = tmp_path / "cams.h5"
+    with write_store(path, {"stage": "extract_cams", "ids": json.dumps(list(arrays))}) as store:
+        for i, (name, array) in enumerate(arrays.items()):
+            put_array(store, name, array, classes=np.arange(array.shape[0]) + i)
+    dataset = StoreDataset(path, stage="extract_cams")
+    assert len(dataset) == 10 and dataset.names == list(arrays)
+    name, first, attrs = dataset[0]  # the main process opens its own handle first; workers must not reuse it
+    assert name == "img0" and np.array_equal(first, arrays["img0"]) and attrs["classes"].tolist() == [0]
+    assert pickle.loads(pickle.dumps(dataset))._store is None  # spawn workers get no handle either
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=True, num_workers=2,
+                                         multiprocessing_context="fork")
+    seen = {}
+    for name, array, attrs in loader:
+        seen[name] = array
+        assert attrs["classes"].tolist() == (np.arange(array.shape[0]) + list(arrays).index(name)).tolist()
+    assert set(seen) == set(arrays)
+    for name, array in seen.items():
+        assert array.dtype == torch.float16 and np.array_equal(array.numpy(), arrays[name])
+    dataset.close()
+    with pytest.raises(ArtifactError, match="made by 'extract_cams'"):
+        StoreDataset(path, stage="random_walk")
+    with pytest.raises(ArtifactError, match="no dataset 'img99'"):
+        StoreDataset(path, names=["img99"])[0]
+
+
+def test_put_array_chunks_by_plane(tmp_path):
+    with write_store(tmp_path / "s.h5", {"stage": "x"}) as store:
+        small = put_array(store, "cam", np.zeros((3, 375, 500), np.float16)).chunks
+        label = put_array(store, "label", np.zeros((375, 500), np.uint8)).chunks
+        big = put_array(store, "big", np.zeros((2, 1024, 1025), np.uint8)).chunks  # plane over 1 MiB: h5py's chunks
+    assert small == (1, 375, 500) and label == (375, 500)
+    assert big is not None and big[-2:] != (1024, 1025)
+
+
+def test_dense_crf_accepts_a_read_only_image():
+    from PIL import Image
+
+    from wsss_steps.crf import dense_crf
+
+    rgb = np.asarray(Image.fromarray(np.random.default_rng(0).integers(0, 255, (12, 10, 3), dtype=np.uint8)))
+    assert not rgb.flags.writeable  # what VOCLayout.image gives the single-process path of make_affinity_labels
+    probs = np.random.default_rng(1).dirichlet(np.ones(3), size=(12, 10)).transpose(2, 0, 1).astype(np.float32)
+    out = dense_crf(rgb, probs, iterations=2, gaussian_sxy=3, gaussian_compat=3, bilateral_sxy=20, bilateral_srgb=13,
+                    bilateral_compat=10)
+    assert out.shape == probs.shape and np.allclose(out.sum(axis=0), 1, atol=1e-4)

@@ -17,6 +17,7 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, iterations: int, gaussian_sx
     unary = -np.log(np.clip(probs.reshape(k, -1), 1e-5, None)).astype(np.float32)
     crf.setUnaryEnergy(np.ascontiguousarray(unary))
     crf.addPairwiseGaussian(sxy=gaussian_sxy, compat=gaussian_compat)
-    crf.addPairwiseBilateral(sxy=bilateral_sxy, srgb=bilateral_srgb, rgbim=np.ascontiguousarray(image, dtype=np.uint8),
-                             compat=bilateral_compat)
+    # pydensecrf needs a writeable buffer; np.asarray(PIL image) is read-only (the 1-process path of stage 3)
+    rgb = np.require(image, dtype=np.uint8, requirements=["C", "W"])
+    crf.addPairwiseBilateral(sxy=bilateral_sxy, srgb=bilateral_srgb, rgbim=rgb, compat=bilateral_compat)
     return np.asarray(crf.inference(iterations), dtype=np.float32).reshape(k, h, w)

@@ -21,9 +21,8 @@ from .data import to_tensor
 from .io import load_weights, open_store, read_array
 from .log import progress
 from .runtime import base_parser, start
-from .random_walk import scores_at_stride, walk_labels
+from .random_walk import WALK_STRIDES, features_at_stride, scores_at_stride, walk_labels
 from .train_affinity import build
-from .training import pad_to_stride
 
 
 def affinity_by_region(affinity: np.ndarray, labels: np.ndarray, radius: int, ignore: int = 255) -> dict:
@@ -55,7 +54,7 @@ def main(argv=None):
     parser = base_parser("diagnose", __doc__)
     parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
     parser.add_argument("--affinity-params", required=True, help="affinity settings: radius, head_channels")
-    parser.add_argument("--walk-params", required=True, help="random-walk settings: alpha, beta, t")
+    parser.add_argument("--walk-params", required=True, help="random-walk settings: alpha, beta, t, stride")
     parser.add_argument("--cams", required=True, help="CAM store (.h5)")
     parser.add_argument("--affinity", required=True, help="AffinityNet weights (.h5)")
     parser.add_argument("--limit", type=int, default=100, help="images to look at (default 100)")
@@ -65,17 +64,19 @@ def main(argv=None):
     model = build(load_params(args.backbone), aff_cfg["head_channels"], pretrained=False)
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()
-    stride = model.backbone.stride
+    stride = walk.get("stride", 8)  # the grid the walk runs on, as in random_walk
+    if stride not in WALK_STRIDES:
+        parser.error(f"random_walk stride must be one of {WALK_STRIDES}, not {stride!r}")
     n = layout.num_classes
     conf = {"learned": np.zeros((n, n), np.int64), "oracle": np.zeros((n, n), np.int64)}
     pairs = {"object": [], "background": [], "cross": []}
-    with open_store(args.cams, "extract_cams") as cams, torch.no_grad():
+    with open_store(args.cams, "extract_cams", layout) as cams, torch.no_grad():
         ids = json.loads(cams.attrs["ids"])[: args.limit]
         for image_id in progress(ids, desc="diagnose"):
             classes = [int(c) for c in cams[image_id].attrs["classes"]]
             gt = layout.mask(image_id)
-            padded, (h, w) = pad_to_stride(to_tensor(layout.image(image_id))[None].to(device), stride)
-            features = model(padded)[0]
+            image = to_tensor(layout.image(image_id)).to(device)
+            features, padded_size, (h, w) = features_at_stride(model, image, stride)
             learned = neighbour_affinity(features, radius)
             fh, fw = learned.shape[-2:]
             gt_small = np.full((fh * stride, fw * stride), layout.ignore_index, np.uint8)
@@ -83,9 +84,9 @@ def main(argv=None):
             gt_small = gt_small[stride // 2::stride, stride // 2::stride]
             for key, values in affinity_by_region(learned.cpu().numpy(), gt_small, radius, layout.ignore_index).items():
                 pairs[key].append(values)
-            small = scores_at_stride(read_array(cams, image_id), walk["alpha"], stride, padded.shape[-2:])
+            small = scores_at_stride(read_array(cams, image_id), walk["alpha"], stride, padded_size)
             for key, affinity in (("learned", learned.cpu()), ("oracle", oracle_affinity(gt_small, radius, layout.ignore_index))):
-                labels = walk_labels(small, affinity, classes, beta, walk["t"], radius, padded.shape[-2:], (h, w))
+                labels = walk_labels(small, affinity, classes, beta, walk["t"], radius, padded_size, (h, w))
                 conf[key] += confusion_matrix(labels, gt, n, layout.ignore_index)
     for key, values in pairs.items():
         v = np.concatenate(values)

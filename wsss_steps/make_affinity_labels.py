@@ -45,7 +45,7 @@ def main(argv=None):
     params = load_params(args.params)
     threads = args.threads or 1
     work = functools.partial(label_one, alpha_low=params["alpha_low"], alpha_high=params["alpha_high"], crf=params["crf"])
-    with open_store(args.cams, "extract_cams") as cams:
+    with open_store(args.cams, "extract_cams", layout) as cams:
         ids = json.loads(cams.attrs["ids"])
         attrs = provenance(STAGE, params, args.seed, [args.cams])
         attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -40,23 +41,41 @@ def walk_labels(small: torch.Tensor, affinity: torch.Tensor, classes, beta: floa
     return lut[up.argmax(dim=0).cpu().numpy()]
 
 
+WALK_STRIDES = (4, 8)  # random_walk.stride: 8 = psa's walk on the feature map, 4 = irn's finer walk
+
+
+def features_at_stride(model: AffinityNet, image: torch.Tensor, stride: int):
+    """AffinityNet features f on the image's stride-``stride`` grid, bilinearly upsampled when the backbone is coarser.
+
+    The image (3, H, W) is padded to a multiple of lcm(stride, backbone stride). Returns
+    (features (C, H'/stride, W'/stride), padded size (H', W'), image size (H, W)).
+    """
+    padded, size = pad_to_stride(image[None], math.lcm(stride, model.backbone.stride))
+    grid = (padded.shape[-2] // stride, padded.shape[-1] // stride)
+    features = model(padded)
+    if features.shape[-2:] != grid:
+        features = F.interpolate(features, size=grid, mode="bilinear", align_corners=False)
+    return features[0], padded.shape[-2:], size
+
+
 @torch.no_grad()
 def refine(model: AffinityNet, image: torch.Tensor, cams: np.ndarray, classes, alpha: float, beta: float, t: int,
-           radius: int) -> np.ndarray:
-    """Pseudo-label = argmax upsample(T^t [M_bg; M]) at the feature stride, T = D^-1 W^beta; returns class ids (H, W)."""
-    stride = model.backbone.stride
-    padded, (h, w) = pad_to_stride(image[None], stride)
-    features = model(padded)[0]
-    small = scores_at_stride(cams, alpha, stride, padded.shape[-2:])
-    if features.shape[-2:] != small.shape[-2:]:
-        small = F.interpolate(small[None], size=features.shape[-2:], mode="bilinear", align_corners=False)[0]
-    return walk_labels(small, neighbour_affinity(features, radius), classes, beta, t, radius, padded.shape[-2:], (h, w))
+           radius: int, stride: int | None = None) -> np.ndarray:
+    """Pseudo-label = argmax upsample(T^t [M_bg; M]) on the stride-``stride`` grid, T = D^-1 W^beta; class ids (H, W).
+
+    ``stride`` (4 or 8; None = the backbone's stride) is the grid the walk runs on: the features are
+    upsampled to it, [M_bg; M] is average-pooled to it and ``radius`` counts its pixels.
+    """
+    stride = stride or model.backbone.stride
+    features, padded_size, crop = features_at_stride(model, image, stride)
+    small = scores_at_stride(cams, alpha, stride, padded_size)
+    return walk_labels(small, neighbour_affinity(features, radius), classes, beta, t, radius, padded_size, crop)
 
 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
     parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
-    parser.add_argument("--params", required=True, help="alpha, beta, t (JSON or YAML file)")
+    parser.add_argument("--params", required=True, help="alpha, beta, t, stride (JSON or YAML file)")
     parser.add_argument("--affinity-params", required=True, help="affinity settings: radius, head_channels")
     parser.add_argument("--cams", required=True, help="CAM store (.h5)")
     parser.add_argument("--affinity", required=True, help="AffinityNet weights (.h5)")
@@ -64,11 +83,14 @@ def main(argv=None):
     parser.add_argument("--png-dir", help="also write each pseudo-label as a palette PNG here")
     args, log, device, layout = start(parser, argv)
     backbone_cfg, params, aff = load_params(args.backbone), load_params(args.params), load_params(args.affinity_params)
+    stride = params.get("stride", 8)
+    if stride not in WALK_STRIDES:
+        parser.error(f"random_walk stride must be one of {WALK_STRIDES}, not {stride!r}")
     model = build(backbone_cfg, aff["head_channels"], pretrained=False)
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()
     png_dir = Path(args.png_dir) if args.png_dir else None
-    with open_store(args.cams, "extract_cams") as cams:
+    with open_store(args.cams, "extract_cams", layout) as cams:
         ids = json.loads(cams.attrs["ids"])
         attrs = provenance(STAGE, {**params, "radius": aff["radius"]}, args.seed, [args.cams, args.affinity])
         attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))
@@ -77,11 +99,12 @@ def main(argv=None):
                 classes = [int(c) for c in cams[image_id].attrs["classes"]]
                 image = to_tensor(layout.image(image_id)).to(device)
                 labels = refine(model, image, read_array(cams, image_id), classes, params["alpha"], params["beta"],
-                                params["t"], aff["radius"])
+                                params["t"], aff["radius"], stride)
                 put_array(store, image_id, labels)
                 if png_dir is not None:
                     save_label_png(png_dir / f"{image_id}.png", labels)
-    log.info("wrote pseudo-labels of %d images to %s", len(ids), args.out)
+    log.info("wrote pseudo-labels of %d images to %s (walk at stride %d, %d torch threads)", len(ids), args.out, stride,
+             torch.get_num_threads())
 
 
 if __name__ == "__main__":
