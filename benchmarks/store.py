@@ -132,8 +132,8 @@ def main(argv=None):
         sequential = {key: statistics.median(rate(read, args.images) for _ in range(PASSES))
                       for key, read in (("store", read_store), ("npy", read_npy))}
         datasets = {"store": StoreDataset(store_path, stage="extract_cams"), "npy": NpyDataset(npy_dir, names)}
-        random_access = {key: statistics.median(loader_rate(dataset, args.workers, args.seed + p) for p in range(PASSES))
-                         for key, dataset in datasets.items()}
+        random_access = {key: statistics.median(loader_rate(data, args.workers, args.seed + i) for i in range(PASSES))
+                         for key, data in datasets.items()}
 
     n = args.images
     print(f"{n} synthetic CAM sets of VOC sizes, {pixels / n / 1e6:.2f} M CAM values per image on average")

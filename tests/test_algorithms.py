@@ -148,19 +148,24 @@ def test_sparse_transition_is_the_dense_matrix_block_diagonal_over_a_batch():
     aff = torch.stack([A.neighbour_affinity(torch.rand(2, 6, 7, dtype=torch.float64, generator=gen), radius=3)
                        for _ in range(3)])
     sparse = A.sparse_transition(aff, beta=2, radius=3)
-    assert sparse.layout == torch.sparse_csr and sparse.shape == (126, 126)
-    # at most N = 25 stored entries per row, fewer near the border (neighbours outside the image are left out)
-    per_row = sparse.crow_indices().diff()
-    assert per_row.max().item() == len(A.full_offsets(3)) and per_row.min().item() < per_row.max().item()
-    columns, starts = sparse.col_indices().long(), sparse.crow_indices().long()
+    # rows and columns: each image's 6 x 7 grid padded by radius - 1 = 2, so 10 x 11 per image
+    assert sparse.layout == torch.sparse_csr and sparse.shape == (330, 330)
+    image = torch.zeros(3, 10, 11, dtype=torch.bool)
+    image[:, 2:8, 2:9] = True
+    per_row = sparse.crow_indices().long().diff()
+    assert torch.equal(per_row, image.flatten().long() * len(A.full_offsets(3)))  # N per pixel, none for padding
+    columns, starts = sparse.col_indices().long(), sparse.crow_indices().long()[:-1][per_row > 0]
     new_row = torch.zeros(len(columns), dtype=torch.bool)
-    new_row[starts[:-1]] = True
+    new_row[starts] = True
     assert (columns.diff() > 0)[~new_row[1:]].all()  # columns strictly ascending within each row
+    dense = sparse.to_dense()
+    pixels = image.flatten().nonzero()[:, 0]
     expected = torch.block_diag(*[A.dense_transition(a, beta=2, radius=3) for a in aff])
-    assert torch.allclose(sparse.to_dense(), expected, atol=1e-15)
-    ones = torch.ones(126, 1, dtype=torch.float64)
-    assert torch.allclose(sparse @ ones, ones)  # rows of T sum to 1
-    assert torch.allclose(A.sparse_transition(aff[0], beta=2, radius=3).to_dense(), expected[:42, :42], atol=1e-15)
+    assert torch.allclose(dense[pixels][:, pixels], expected, atol=1e-15)
+    assert dense[:, ~image.flatten()].abs().max() == 0  # nothing flows in from the padding
+    assert torch.allclose(dense.sum(dim=1)[pixels], torch.ones(126, dtype=torch.float64))  # rows of T sum to 1
+    single = A.sparse_transition(aff[0], beta=2, radius=3).to_dense()
+    assert torch.allclose(single, dense[:110, :110], atol=1e-15)
 
 
 def test_dense_transition_known_answer_and_plain_loop():

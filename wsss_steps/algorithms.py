@@ -158,12 +158,15 @@ def transition(affinity: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 def sparse_transition(affinity: torch.Tensor, beta: float, radius: int) -> torch.Tensor:
-    """T = D^-1 W^beta as a sparse CSR matrix with at most N nonzeros per row; block-diagonal over a batch.
+    """T = D^-1 W^beta as a sparse CSR matrix with N entries per image pixel; block-diagonal over a batch.
 
-    affinity: (N, H, W) or (B, N, H, W) from ``neighbour_affinity``; returns a (BHW, BHW) matrix whose
-    row and column b HW + y W + x is pixel (y, x) of image b. Neighbours outside the image are left
-    out (their W is 0), so border rows have fewer entries. Built directly in CSR form (columns
-    ascending within each row), without an HW x HW intermediate.
+    affinity: (N, H, W) or (B, N, H, W) from ``neighbour_affinity``. Rows and columns index the pixels
+    of each image's grid padded by q = radius - 1 (the largest offset) on every side, image after
+    image: index b Hq Wq + (y + q) Wq + (x + q) is pixel (y, x) of image b, with Hq = H + 2q and
+    Wq = W + 2q. Every image pixel's row holds its N neighbours, all on the padded grid, columns
+    ascending (entries for neighbours outside the image are stored as 0, as W has them); the rows
+    of padding pixels are empty. No masking and no HW x HW intermediate: the matrix takes the
+    N HW values and N HW column indices, built directly in CSR form.
     """
     if affinity.dim() == 3:
         affinity = affinity[None]
@@ -172,22 +175,23 @@ def sparse_transition(affinity: torch.Tensor, beta: float, radius: int) -> torch
     if n != len(offsets):
         raise ValueError(f"affinity with {n} neighbours does not fit radius {radius} ({len(offsets)} neighbours)")
     device = affinity.device
-    order = sorted(range(n), key=lambda i: offsets[i])  # lexicographic (dy, dx) = ascending column within a row
-    dy = torch.tensor([offsets[i][0] for i in order], device=device)
-    dx = torch.tensor([offsets[i][1] for i in order], device=device)
+    q = radius - 1
+    hq, wq = h + 2 * q, w + 2 * q
+    size = b * hq * wq
     # 32-bit indices where they fit: what MKL and cuSPARSE use natively (about 10 % faster), half the memory
-    index = torch.int32 if b * h * w * n < 2**31 else torch.int64
-    yy = torch.arange(h, device=device).view(h, 1, 1) + dy  # (H, 1, N) neighbour rows
-    xx = torch.arange(w, device=device).view(1, w, 1) + dx  # (1, W, N) neighbour columns
-    inside = ((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)).expand(b, h, w, n)  # neighbour n of (y, x) is in the image
-    values = torch.masked_select(transition(affinity[:, order], beta).permute(0, 2, 3, 1), inside)
-    pixel = torch.arange(b * h * w, dtype=index, device=device).view(b, h, w, 1)
-    columns = torch.masked_select(pixel + (dy * w + dx).to(index), inside)
-    rows = torch.zeros(b * h * w + 1, dtype=index, device=device)
-    rows[1:] = inside.sum(dim=-1, dtype=index).flatten().cumsum(dim=0, dtype=index)
+    index = torch.int32 if max(size, b * h * w * n) < 2**31 else torch.int64
+    order = sorted(range(n), key=lambda i: offsets[i])  # lexicographic (dy, dx) = ascending column, as |dx| <= q
+    shift = torch.tensor([offsets[i][0] * wq + offsets[i][1] for i in order], dtype=index, device=device)
+    values = transition(affinity[:, order], beta).permute(0, 2, 3, 1).contiguous().flatten()
+    padded = torch.arange(size, dtype=index, device=device).view(b, hq, wq)[:, q:q + h, q:q + w]
+    columns = (padded.unsqueeze(-1) + shift).flatten()  # (B, H, W, N): row-major pixels, then neighbours
+    inner = torch.zeros(b, hq, wq, dtype=index, device=device)
+    inner[:, q:q + h, q:q + w] = n
+    rows = torch.zeros(size + 1, dtype=index, device=device)
+    rows[1:] = inner.flatten().cumsum(dim=0, dtype=index)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        return torch.sparse_csr_tensor(rows, columns, values, (b * h * w, b * h * w), check_invariants=False)
+        return torch.sparse_csr_tensor(rows, columns, values, (size, size), check_invariants=False)
 
 
 @torch.no_grad()
@@ -199,9 +203,10 @@ def propagate(cams: torch.Tensor, affinity: torch.Tensor, beta: float, t: int, r
     the shape of ``cams``. No gradient is recorded.
 
     T is never built as an HW x HW dense matrix (1 GiB at 128 x 128): it is the sparse CSR matrix of
-    ``sparse_transition`` (N nonzeros per row; for a batch, block-diagonal with one block per
+    ``sparse_transition`` (N entries per pixel; for a batch, block-diagonal with one block per
     image), and the walk is t sparse @ dense products with the pixels of all images as rows and
-    the K classes as columns - MKL's sparse kernels on the CPU, cuSPARSE on the GPU.
+    the K classes as columns - MKL's sparse kernels on the CPU, cuSPARSE on the GPU. The state
+    lives on the padded grid of ``sparse_transition``; its padding stays 0.
     """
     batched = cams.dim() == 4
     if not batched:
@@ -211,12 +216,14 @@ def propagate(cams: torch.Tensor, affinity: torch.Tensor, beta: float, t: int, r
         raise ValueError(f"affinity of shape {tuple(affinity.shape)} does not fit cams of shape {tuple(cams.shape)}")
     dtype = torch.promote_types(cams.dtype, affinity.dtype)
     matrix = sparse_transition(affinity.to(dtype), beta, radius)
-    state = cams.to(dtype).permute(0, 2, 3, 1).reshape(b * h * w, k).contiguous()  # (pixels, classes)
-    spare = torch.empty_like(state)
+    q = radius - 1
+    grid = cams.new_zeros(b, h + 2 * q, w + 2 * q, k, dtype=dtype)  # (pixels of the padded grids, classes)
+    grid[:, q:q + h, q:q + w] = cams.permute(0, 2, 3, 1)
+    state, spare = grid.view(-1, k), torch.empty(grid.numel() // k, k, dtype=dtype, device=cams.device)
     for _ in range(t):  # two buffers in turn: no allocation per step
         torch.mm(matrix, state, out=spare)
         state, spare = spare, state
-    result = state.reshape(b, h, w, k).permute(0, 3, 1, 2).contiguous()
+    result = state.view(b, h + 2 * q, w + 2 * q, k)[:, q:q + h, q:q + w].permute(0, 3, 1, 2).contiguous()
     return result if batched else result[0]
 
 
