@@ -115,10 +115,10 @@ class VOCLayout:
     def check_mask(self, image_id: str) -> np.ndarray:
         """The mask, checked: same size as its image, every value a class index or the ignore index."""
         mask = self.mask(image_id)
-        if mask.shape != self.image_size(image_id):
+        height, width = self.image_size(image_id)
+        if mask.shape != (height, width):
             raise DatasetError(f"{self.mask_path(image_id)}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but its "
-                               f"image {self.image_path(image_id)} is {self.image_size(image_id)[1]}x"
-                               f"{self.image_size(image_id)[0]}.")
+                               f"image {self.image_path(image_id)} is {width}x{height}.")
         bad = [int(v) for v in np.unique(mask) if v != self.ignore_index and v >= self.num_classes]
         if bad:
             raise DatasetError(f"{self.mask_path(image_id)}: mask value {bad[0]} is neither a class index "

@@ -182,12 +182,21 @@ class StoreDataset(torch.utils.data.Dataset):
         self._store, self._pid = None, None
 
 
+def write_state_dict(group, state: dict):
+    """One HDF5 dataset per tensor of a state dict, under ``group``."""
+    for key, tensor in state.items():
+        group.create_dataset(key, data=tensor.detach().cpu().numpy())
+
+
+def read_state_dict(group) -> dict:
+    """The state dict written by ``write_state_dict``."""
+    return {key: torch.from_numpy(np.asarray(group[key][()])) for key in group}
+
+
 def save_weights(path, model: torch.nn.Module, attrs: dict):
     """Save a model's state dict as one HDF5 dataset per tensor (no pickles)."""
     with write_store(path, attrs) as store:
-        group = store.create_group("state_dict")
-        for key, tensor in model.state_dict().items():
-            group.create_dataset(key, data=tensor.detach().cpu().numpy())
+        write_state_dict(store.create_group("state_dict"), model.state_dict())
 
 
 def load_weights(path, model: torch.nn.Module, stage: str | None = None, classes=None) -> dict:
@@ -202,7 +211,7 @@ def load_weights(path, model: torch.nn.Module, stage: str | None = None, classes
         if classes is not None and trained_for and trained_for != [str(c) for c in classes]:
             raise ArtifactError(f"{path}: was trained for the classes {trained_for} but the config lists "
                                 f"{list(classes)}; retrain it or fix dataset.classes.")
-        state = {key: torch.from_numpy(np.asarray(store["state_dict"][key][()])) for key in store["state_dict"]}
+        state = read_state_dict(store["state_dict"])
         attrs = dict(store.attrs)
     try:
         model.load_state_dict(state, strict=True)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .data import VOCLayout, multi_hot, random_scale_crop, to_tensor
+from .io import file_sha256, read_state_dict, write_state_dict, write_store
 from .log import progress
 
 log = logging.getLogger("wsss_steps")
@@ -63,10 +66,6 @@ def poly_lr(optimizer, step: int, total: int, power: float = 0.9):
 
 def run_fingerprint(args, inputs=()) -> str:
     """SHA-256 over a stage's settings (its arguments, minus threads, device and log) and its input files' bytes."""
-    import hashlib
-
-    from .io import file_sha256
-
     settings = {k: v for k, v in sorted(vars(args).items()) if k not in ("threads", "device", "log", "checkpoint")}
     record = {"settings": settings, "inputs": [file_sha256(p) for p in inputs]}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
@@ -74,14 +73,10 @@ def run_fingerprint(args, inputs=()) -> str:
 
 def save_checkpoint(path, model, optimizer, generator: torch.Generator, epoch: int, step: int, history, fingerprint: str):
     """Everything needed to continue training after ``epoch`` epochs, as HDF5 (weights, momentum, sampler RNG)."""
-    from .io import write_store
-
     attrs = {"stage": "checkpoint", "epoch": epoch, "step": step, "history": json.dumps(history),
              "fingerprint": fingerprint}
     with write_store(path, attrs) as store:
-        weights = store.create_group("state_dict")
-        for key, tensor in model.state_dict().items():
-            weights.create_dataset(key, data=tensor.detach().cpu().numpy())
+        write_state_dict(store.create_group("state_dict"), model.state_dict())
         momentum = store.create_group("momentum")
         params = [p for group in optimizer.param_groups for p in group["params"]]
         for index, param in enumerate(params):
@@ -93,8 +88,6 @@ def save_checkpoint(path, model, optimizer, generator: torch.Generator, epoch: i
 
 def load_checkpoint(path, model, optimizer, generator: torch.Generator, fingerprint: str):
     """Restore a checkpoint made for the same ``fingerprint``; return (epoch, step, history) or None to start afresh."""
-    import h5py
-
     path = Path(path)
     if not path.is_file():
         return None
@@ -104,7 +97,7 @@ def load_checkpoint(path, model, optimizer, generator: torch.Generator, fingerpr
                 log.info("ignoring checkpoint %s: it was made with other settings or inputs", path)
                 return None
             device = next(model.parameters()).device
-            model.load_state_dict({k: torch.from_numpy(np.asarray(store["state_dict"][k][()])) for k in store["state_dict"]})
+            model.load_state_dict(read_state_dict(store["state_dict"]))
             params = [p for group in optimizer.param_groups for p in group["params"]]
             for key in store["momentum"]:
                 optimizer.state[params[int(key)]]["momentum_buffer"] = torch.from_numpy(store["momentum"][key][()]).to(device)
