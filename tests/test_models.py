@@ -8,7 +8,8 @@ import torch
 import torchvision
 
 from wsss_steps.config import ConfigError
-from wsss_steps.models import AffinityNet, CAMNet, ResNet50Backbone, WeightsError, make_backbone, make_deeplabv3
+from wsss_steps.models import (AffinityNet, CAMNet, ResNet50Backbone, WeightsError, backbone_from_config, make_backbone,
+                               make_deeplabv3)
 from wsss_steps.runs import check_run_matches
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "resnet50_imagenet.pth"
@@ -58,3 +59,53 @@ def test_a_run_folder_belongs_to_one_dataset(tmp_path):
     check_run_matches(str(results), {"root": "data/one"})
     with pytest.raises(ConfigError, match="run_name"):
         check_run_matches(str(results), {"root": "data/two"})
+
+
+def test_pretrained_resnet50_keeps_imagenet_batch_norm_through_training(tmp_path):
+    """Regression: small-batch training overwrote ImageNet BatchNorm statistics, which ruined CAMs on real photos."""
+    reference = torchvision.models.resnet50(weights=None)
+    with torch.no_grad():
+        for module in reference.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / "r50.pth"
+    torch.save(reference.state_dict(), path)
+    x = torch.randn(2, 3, 64, 64)
+    model = CAMNet(backbone_from_config({"name": "resnet50", "output_stride": 16, "weights": str(path)}), 1)
+    assert isinstance(model.backbone.net.bn1, torchvision.ops.FrozenBatchNorm2d)
+    model.train()
+    with torch.no_grad():  # in training mode the features are the reference network's in eval mode
+        net = model.backbone.net
+        expected = reference.eval().layer1(reference.maxpool(reference.relu(reference.bn1(reference.conv1(x)))))
+        assert torch.allclose(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(x))))), expected, atol=1e-4)
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(x).sum().backward()
+    optimizer.step()
+    after = model.state_dict()
+    assert before and all(torch.equal(v, after[k]) for k, v in before.items())
+    assert not any("bn" in name for name, _ in model.named_parameters())
+
+
+def test_batch_norm_setting():
+    assert isinstance(backbone_from_config({"name": "resnet50", "output_stride": 16, "weights": None}).net.bn1,
+                      torch.nn.BatchNorm2d)
+    trained = backbone_from_config({"name": "resnet50", "output_stride": 16, "weights": "IMAGENET1K_V1",
+                                    "batch_norm": "train"}, pretrained=False)
+    assert type(trained.net.bn1) is torch.nn.BatchNorm2d
+    frozen = backbone_from_config({"name": "resnet50", "output_stride": 16, "weights": "IMAGENET1K_V1"}, pretrained=False)
+    assert isinstance(frozen.net.bn1, torchvision.ops.FrozenBatchNorm2d)
+    with pytest.raises(ValueError, match="batch_norm"):
+        ResNet50Backbone(16, "group")
+
+
+def test_optimizer_takes_momentum_from_settings_and_gives_new_layers_ten_times_the_lr():
+    from wsss_steps.training import make_optimizer
+
+    old, new = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    default = make_optimizer(old.parameters(), new.parameters(), {"lr": 0.01, "weight_decay": 0.0})
+    assert [g["momentum"] for g in default.param_groups] == [0.9, 0.9]
+    assert [g["lr"] for g in default.param_groups] == [0.01, 0.1]
+    plain = make_optimizer(old.parameters(), new.parameters(), {"lr": 0.1, "weight_decay": 0.0, "momentum": 0})
+    assert [g["momentum"] for g in plain.param_groups] == [0, 0]

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import resource
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 
+_STARTED: list[float] = []
+
+
+def usage_line(started: float) -> str:
+    """Wall time since ``started`` and peak resident memory of this process (and its largest child process, if any)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    line = f"stage took {time.time() - started:.1f} s, peak memory {own:.0f} MiB"
+    if workers:
+        line += f" (largest child process {workers:.0f} MiB)"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        line += f", peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
+    return line
+
+
+def _log_usage():
+    logging.getLogger("wsss_steps").info("%s", usage_line(_STARTED[0]))
+
+
 def setup_logging(path=None) -> logging.Logger:
-    """Log to stderr and, when ``path`` is given, to that file too."""
+    """Log to stderr and, when ``path`` is given, to that file too; the last line of a run gives time and peak memory."""
+    if not _STARTED:  # once per process, written when the stage's process exits
+        _STARTED.append(time.time())
+        atexit.register(_log_usage)
     logger = logging.getLogger("wsss_steps")
     logger.setLevel(logging.INFO)
     logger.handlers.clear()

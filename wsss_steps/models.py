@@ -56,14 +56,25 @@ class TinyBackbone(nn.Module):
         return [s1, s2, s3]
 
 
-class ResNet50Backbone(nn.Module):
-    """torchvision ResNet-50 without its classifier, at output stride 8 or 16 (dilated last stages)."""
+BATCH_NORMS = ("frozen", "train")
 
-    def __init__(self, output_stride: int = 16):
+
+class ResNet50Backbone(nn.Module):
+    """torchvision ResNet-50 without its classifier, at output stride 8 or 16 (dilated last stages).
+
+    batch_norm "frozen" keeps every BatchNorm at its ImageNet statistics and affine values (torchvision's
+    FrozenBatchNorm2d), as psa and irn do: small WSSS batches would otherwise overwrite them.
+    """
+
+    def __init__(self, output_stride: int = 16, batch_norm: str = "frozen"):
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError("output_stride must be 8 or 16")
-        net = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, output_stride == 8, True])
+        if batch_norm not in BATCH_NORMS:
+            raise ValueError(f"batch_norm must be one of {BATCH_NORMS}, not {batch_norm!r}")
+        norm = torchvision.ops.FrozenBatchNorm2d if batch_norm == "frozen" else nn.BatchNorm2d
+        net = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, output_stride == 8, True],
+                                          norm_layer=norm)
         self.net = net
         self.channels = (512, 1024, 2048)
         self.stride = output_stride
@@ -102,18 +113,34 @@ class ResNet50Backbone(nn.Module):
             raise WeightsError(f"{weights}: weights do not fit ResNet-50 (missing {missing[:3]}, unexpected {unexpected[:3]}).")
 
 
-def make_backbone(name: str, output_stride: int = 8, weights: str | None = None, width: int = 32) -> nn.Module:
-    """Build a backbone by name ('tiny' or 'resnet50'), optionally with ImageNet weights."""
+def make_backbone(name: str, output_stride: int = 8, weights: str | None = None, width: int = 32,
+                  batch_norm: str | None = None) -> nn.Module:
+    """Build a backbone by name ('tiny' or 'resnet50'), optionally with ImageNet weights.
+
+    ResNet-50's batch_norm defaults to "frozen" with weights and "train" without; tiny always trains its BatchNorm.
+    """
     if name == "tiny":
         if weights:
             raise WeightsError("the 'tiny' backbone has no pretrained weights; set backbone.weights to null.")
         return TinyBackbone(width)
     if name == "resnet50":
-        backbone = ResNet50Backbone(output_stride)
+        backbone = ResNet50Backbone(output_stride, batch_norm or ("frozen" if weights else "train"))
         if weights:
             backbone.load_imagenet(weights)
         return backbone
     raise ValueError(f"unknown backbone '{name}'")
+
+
+def backbone_from_config(backbone_cfg: dict, pretrained: bool = True) -> nn.Module:
+    """The backbone of the config's ``backbone`` section; ImageNet weights are loaded only when ``pretrained``.
+
+    The BatchNorm kind follows the configured weights even when they are not loaded, so a network built
+    to receive trained weights has the same layers as the one that was trained.
+    """
+    weights = backbone_cfg.get("weights")
+    batch_norm = backbone_cfg.get("batch_norm") or ("frozen" if weights else "train")
+    return make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8), weights if pretrained else None,
+                         backbone_cfg.get("width", 32), batch_norm)
 
 
 class CAMNet(nn.Module):

@@ -10,7 +10,7 @@ import torch
 from .algorithms import affinity_loss, pair_affinities, pair_labels, pair_offsets
 from .config import load_params
 from .io import open_store, provenance, read_array, save_weights
-from .models import AffinityNet, make_backbone
+from .models import AffinityNet, backbone_from_config
 from .runtime import base_parser, seed_everything, start
 from .train_classifier import load_classifier_backbone
 from .training import CropDataset, fit, make_optimizer, run_fingerprint
@@ -20,8 +20,7 @@ STAGE = "train_affinity"
 
 def build(backbone_cfg: dict, head_channels, pretrained: bool = True) -> AffinityNet:
     """AffinityNet on the configured backbone."""
-    backbone = make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8),
-                             backbone_cfg.get("weights") if pretrained else None, backbone_cfg.get("width", 32))
+    backbone = backbone_from_config(backbone_cfg, pretrained)
     return AffinityNet(backbone, head_channels)
 
 
@@ -66,7 +65,7 @@ def main(argv=None):
         label_maps = {i: read_array(store, i) for i in ids}
     dataset = CropDataset(layout, ids, params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
     head = list(model.reduce.parameters()) + list(model.fuse.parameters())
-    optimizer = make_optimizer(model.backbone.parameters(), head, params["lr"], params["weight_decay"])
+    optimizer = make_optimizer(model.backbone.parameters(), head, params)
     inputs = [args.labels] + ([args.classifier] if init else [])
     history = fit(model, dataset, loss_for(params["radius"]), optimizer, params["epochs"], params["batch_size"],
                   device, args.seed, "affinity", args.checkpoint, run_fingerprint(args, inputs))

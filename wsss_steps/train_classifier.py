@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from .config import load_params
 from .data import VOCLayout
 from .io import load_weights, provenance, save_weights
-from .models import CAMNet, backbone_state, make_backbone
+from .models import CAMNet, backbone_state, backbone_from_config
 from .runtime import base_parser, seed_everything, start
 from .training import CropDataset, fit, make_optimizer, run_fingerprint
 
@@ -18,8 +18,7 @@ STAGE = "train_classifier"
 
 def build(backbone_cfg: dict, num_classes: int, pretrained: bool = True) -> CAMNet:
     """The classifier for ``num_classes`` (background included) on the configured backbone."""
-    backbone = make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8),
-                             backbone_cfg.get("weights") if pretrained else None, backbone_cfg.get("width", 32))
+    backbone = backbone_from_config(backbone_cfg, pretrained)
     return CAMNet(backbone, num_classes - 1)
 
 
@@ -37,7 +36,7 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
     table = layout.label_table(split)
     model = build(backbone_cfg, layout.num_classes)
     dataset = CropDataset(layout, table, params["crop_size"], params["scale_range"], seed, image_labels=table)
-    optimizer = make_optimizer(model.backbone.parameters(), model.classifier.parameters(), params["lr"], params["weight_decay"])
+    optimizer = make_optimizer(model.backbone.parameters(), model.classifier.parameters(), params)
 
     def loss_fn(net, batch):
         return F.multilabel_soft_margin_loss(net(batch["image"]), batch["target"])

@@ -13,7 +13,7 @@ from .config import load_params
 from .data import to_tensor
 from .io import open_store, provenance, put_array, read_array, save_weights, write_store
 from .log import progress
-from .models import make_backbone, make_deeplabv3
+from .models import backbone_from_config, make_deeplabv3
 from .runtime import base_parser, seed_everything, start
 from .train_classifier import load_classifier_backbone
 from .training import CropDataset, fit, make_optimizer, pad_to_stride, run_fingerprint
@@ -23,8 +23,7 @@ STAGE = "train_segmentation"
 
 def build(backbone_cfg: dict, params: dict, num_classes: int, pretrained: bool = True):
     """DeepLabV3 with an ASPP head on the configured backbone."""
-    backbone = make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8),
-                             backbone_cfg.get("weights") if pretrained else None, backbone_cfg.get("width", 32))
+    backbone = backbone_from_config(backbone_cfg, pretrained)
     return make_deeplabv3(backbone, num_classes, params["aspp_channels"], params["atrous_rates"])
 
 
@@ -57,8 +56,7 @@ def main(argv=None):
         ids = json.loads(store.attrs["ids"])
         label_maps = {i: read_array(store, i) for i in ids}
     dataset = CropDataset(layout, ids, params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
-    optimizer = make_optimizer(model.backbone.parameters(), model.classifier.parameters(), params["lr"],
-                               params["weight_decay"])
+    optimizer = make_optimizer(model.backbone.parameters(), model.classifier.parameters(), params)
 
     def loss_fn(net, batch):
         return F.cross_entropy(net(batch["image"])["out"], batch["labels"], ignore_index=layout.ignore_index)

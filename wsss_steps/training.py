@@ -49,12 +49,13 @@ class CropDataset(Dataset):
         return item
 
 
-def make_optimizer(pretrained_params, new_params, lr: float, weight_decay: float):
-    """SGD (momentum 0.9) with lr for pretrained parameters and 10 x lr for new layers."""
+def make_optimizer(pretrained_params, new_params, params: dict):
+    """SGD with params' lr for pretrained parameters and 10 x lr for new layers, its weight_decay and momentum (0.9)."""
+    lr, weight_decay, momentum = params["lr"], params["weight_decay"], params.get("momentum", 0.9)
     groups = [{"params": [p for p in pretrained_params if p.requires_grad], "lr": lr, "base_lr": lr},
               {"params": [p for p in new_params if p.requires_grad], "lr": 10 * lr, "base_lr": 10 * lr}]
     groups = [g for g in groups if g["params"]]
-    return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 def poly_lr(optimizer, step: int, total: int, power: float = 0.9):
