@@ -16,12 +16,9 @@ _STARTED: list[float] = []
 
 
 def usage_line(started: float) -> str:
-    """Wall time since ``started`` and peak resident memory of this process (and its largest child process, if any)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    line = f"stage took {time.time() - started:.1f} s, peak memory {own:.0f} MiB"
-    if workers:
-        line += f" (largest child process {workers:.0f} MiB)"
+    """Wall time since ``started`` and peak resident memory of this process (worker processes not included)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    line = f"stage took {time.time() - started:.1f} s, peak memory {peak:.0f} MiB"
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         line += f", peak CUDA memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
