@@ -31,7 +31,9 @@ def _log_usage():
 
 def setup_logging(path=None) -> logging.Logger:
     """Log to stderr and, when ``path`` is given, to that file too; the last line of a run gives time and peak memory."""
-    if not _STARTED:  # once per process, written when the stage's process exits
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if not _STARTED and main_spec is not None and main_spec.name.startswith("wsss_steps."):
+        # a stage run as `python -m wsss_steps.<stage>`: its last log line, written when the process exits
         _STARTED.append(time.time())
         atexit.register(_log_usage)
     logger = logging.getLogger("wsss_steps")
