@@ -59,6 +59,11 @@ class TinyBackbone(nn.Module):
 BATCH_NORMS = ("frozen", "train")
 
 
+def default_batch_norm(weights) -> str:
+    """ResNet-50's BatchNorm when the config names none: frozen with pretrained weights, trained without."""
+    return "frozen" if weights else "train"
+
+
 class ResNet50Backbone(nn.Module):
     """torchvision ResNet-50 without its classifier, at output stride 8 or 16 (dilated last stages).
 
@@ -124,7 +129,7 @@ def make_backbone(name: str, output_stride: int = 8, weights: str | None = None,
             raise WeightsError("the 'tiny' backbone has no pretrained weights; set backbone.weights to null.")
         return TinyBackbone(width)
     if name == "resnet50":
-        backbone = ResNet50Backbone(output_stride, batch_norm or ("frozen" if weights else "train"))
+        backbone = ResNet50Backbone(output_stride, batch_norm or default_batch_norm(weights))
         if weights:
             backbone.load_imagenet(weights)
         return backbone
@@ -138,7 +143,7 @@ def backbone_from_config(backbone_cfg: dict, pretrained: bool = True) -> nn.Modu
     to receive trained weights has the same layers as the one that was trained.
     """
     weights = backbone_cfg.get("weights")
-    batch_norm = backbone_cfg.get("batch_norm") or ("frozen" if weights else "train")
+    batch_norm = backbone_cfg.get("batch_norm") or default_batch_norm(weights)
     return make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8), weights if pretrained else None,
                          backbone_cfg.get("width", 32), batch_norm)
 
