@@ -3,7 +3,6 @@
 import os
 
 import h5py
-import numpy as np
 
 from conftest import snakemake, write_config
 

@@ -1,12 +1,10 @@
 """VOC-layout datasets: label sources, masks only where they exist, and clear errors on bad input."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from wsss_steps.data import DatasetError, VOCLayout
 from wsss_steps.extract_cams import multiscale_cam

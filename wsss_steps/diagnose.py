@@ -21,7 +21,7 @@ from .data import to_tensor
 from .io import load_weights, open_store, read_array
 from .log import progress
 from .runtime import base_parser, start
-from .random_walk import WALK_STRIDES, features_at_stride, scores_at_stride, walk_labels
+from .random_walk import features_at_stride, scores_at_stride, walk_labels, walk_stride
 from .train_affinity import build
 
 
@@ -64,9 +64,7 @@ def main(argv=None):
     model = build(load_params(args.backbone), aff_cfg["head_channels"], pretrained=False)
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()
-    stride = walk.get("stride", 8)  # the grid the walk runs on, as in random_walk
-    if stride not in WALK_STRIDES:
-        parser.error(f"random_walk stride must be one of {WALK_STRIDES}, not {stride!r}")
+    stride = walk_stride(parser, walk)  # the grid the walk runs on, as in random_walk
     n = layout.num_classes
     conf = {"learned": np.zeros((n, n), np.int64), "oracle": np.zeros((n, n), np.int64)}
     pairs = {"object": [], "background": [], "cross": []}

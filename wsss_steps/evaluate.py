@@ -146,9 +146,10 @@ def main(argv=None):
             open_store(args.affinity_labels, "make_affinity_labels", layout) as labels, \
             open_store(args.pseudo_labels, "random_walk", layout) as pseudo, \
             open_store(args.predictions, "predict_segmentation", layout) as preds:
+        score_split = args.score_split or args.train_split
         train_ids = json.loads(cams.attrs["ids"])
-        if args.score_split and args.score_split != args.train_split:
-            wanted = set(layout.ids(args.score_split))
+        if score_split != args.train_split:
+            wanted = set(layout.ids(score_split))
             train_ids = [i for i in train_ids if i in wanted]
         train_ids = layout.scored_ids(train_ids)
         if args.val_split not in preds:
@@ -156,15 +157,15 @@ def main(argv=None):
         val_ids = layout.scored_ids(json.loads(preds[args.val_split].attrs["ids"]))
         if not train_ids or not val_ids:
             raise SystemExit(f"{layout.root / layout.mask_dir}: no masks for the images to score "
-                             f"({len(train_ids)} on {args.score_split or args.train_split}, {len(val_ids)} on {args.val_split}).")
+                             f"({len(train_ids)} on {score_split}, {len(val_ids)} on {args.val_split}).")
         log.info("scoring %d images of %s and %d of %s (those with a mask)", len(train_ids),
-                 args.score_split or args.train_split, len(val_ids), args.val_split)
+                 score_split, len(val_ids), args.val_split)
         summary = {"run_name": args.run_name, "dataset": dataset.get("name", str(layout.root)),
                    "classes": list(layout.classes)}
         summary["cam"] = dict(evaluate_cams(layout, cams, train_ids, params["cam_threshold"], params["threshold_curve"]),
-                              split=args.score_split or args.train_split)
+                              split=score_split)
         summary["rw"] = dict(evaluate_labels(layout, pseudo, train_ids, "score CAM+RW"),
-                             split=args.score_split or args.train_split)
+                             split=score_split)
         summary["seg"] = dict(evaluate_labels(layout, preds[args.val_split], val_ids, "score segmentation"),
                               split=args.val_split)
         if args.train_split in preds:

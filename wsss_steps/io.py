@@ -91,12 +91,16 @@ def put_array(store, name: str, array: np.ndarray, **attrs):
     return dset
 
 
+def check_classes(path, attrs, classes, remedy: str, verb: str = "made") -> None:
+    """Refuse an artifact whose ``classes`` attribute differs from ``classes``, naming both and the ``remedy``."""
+    made = [str(c) for c in attrs.get("classes", [])]
+    if made and made != [str(c) for c in classes]:
+        raise ArtifactError(f"{path}: was {verb} for the classes {made} but the config lists {list(classes)}; {remedy}.")
+
+
 def check_made_for(path, attrs, layout) -> None:
     """Refuse an artifact made for another class list or dataset root than ``layout``'s, naming both."""
-    made_classes = [str(c) for c in attrs.get("classes", [])]
-    if made_classes and made_classes != [str(c) for c in layout.classes]:
-        raise ArtifactError(f"{path}: was made for the classes {made_classes} but the config lists "
-                            f"{list(layout.classes)}; rerun the stage that makes it.")
+    check_classes(path, attrs, layout.classes, "rerun the stage that makes it")
     made_root = attrs.get("dataset_root")
     if made_root is not None and Path(str(made_root)).resolve() != Path(layout.root).resolve():
         raise ArtifactError(f"{path}: was made from the dataset at {made_root} but the config points at "
@@ -126,6 +130,12 @@ def open_store(path, stage: str | None = None, layout=None):
         store.close()
         raise
     return store
+
+
+def read_label_maps(path, stage: str, layout) -> dict:
+    """image id -> label map of every image of a label store (``ids`` attribute order), checked as ``open_store``."""
+    with open_store(path, stage, layout) as store:
+        return {image_id: read_array(store, image_id) for image_id in json.loads(store.attrs["ids"])}
 
 
 def read_array(store, name: str) -> np.ndarray:
@@ -207,10 +217,8 @@ def load_weights(path, model: torch.nn.Module, stage: str | None = None, classes
     with open_store(path, stage) as store:
         if "state_dict" not in store:
             raise ArtifactError(f"{path}: has no 'state_dict' group; it is not a weights file of this project.")
-        trained_for = [str(c) for c in store.attrs.get("classes", [])]
-        if classes is not None and trained_for and trained_for != [str(c) for c in classes]:
-            raise ArtifactError(f"{path}: was trained for the classes {trained_for} but the config lists "
-                                f"{list(classes)}; retrain it or fix dataset.classes.")
+        if classes is not None:
+            check_classes(path, store.attrs, classes, "retrain it or fix dataset.classes", verb="trained")
         state = read_state_dict(store["state_dict"])
         attrs = dict(store.attrs)
     try:

@@ -44,6 +44,12 @@ def walk_labels(small: torch.Tensor, affinity: torch.Tensor, classes, beta: floa
 WALK_STRIDES = (4, 8)  # random_walk.stride: 8 = psa's walk on the feature map, 4 = irn's finer walk
 
 
+def walk_stride(parser, params: dict) -> int:
+    """The random-walk settings' stride (default 8), or a usage error naming the allowed values."""
+    stride = walk_stride(parser, params)
+    return stride
+
+
 def features_at_stride(model: AffinityNet, image: torch.Tensor, stride: int):
     """AffinityNet features f on the image's stride-``stride`` grid, bilinearly upsampled when the backbone is coarser.
 

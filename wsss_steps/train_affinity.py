@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import torch
 
 from .algorithms import affinity_loss, pair_affinities, pair_labels, pair_offsets
 from .config import load_params
-from .io import open_store, provenance, read_array, save_weights
+from .io import provenance, read_label_maps, save_weights
 from .models import AffinityNet, backbone_from_config
 from .runtime import base_parser, seed_everything, start
 from .train_classifier import load_classifier_backbone
@@ -60,10 +59,8 @@ def main(argv=None):
     model = build(backbone_cfg, params["head_channels"], pretrained=not init)
     if init:
         load_classifier_backbone(model.backbone, args.classifier, backbone_cfg, layout.classes)
-    with open_store(args.labels, "make_affinity_labels", layout) as store:
-        ids = json.loads(store.attrs["ids"])
-        label_maps = {i: read_array(store, i) for i in ids}
-    dataset = CropDataset(layout, ids, params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
+    label_maps = read_label_maps(args.labels, "make_affinity_labels", layout)
+    dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
     head = list(model.reduce.parameters()) + list(model.fuse.parameters())
     optimizer = make_optimizer(model.backbone.parameters(), head, params)
     inputs = [args.labels] + ([args.classifier] if init else [])

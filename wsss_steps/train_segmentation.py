@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .config import load_params
 from .data import to_tensor
-from .io import open_store, provenance, put_array, read_array, save_weights, write_store
+from .io import provenance, put_array, read_label_maps, save_weights, write_store
 from .log import progress
 from .models import backbone_from_config, make_deeplabv3
 from .runtime import base_parser, seed_everything, start
@@ -52,10 +52,8 @@ def main(argv=None):
     model = build(backbone_cfg, params, layout.num_classes, pretrained=not init)
     if init:
         load_classifier_backbone(model.backbone.backbone, args.classifier, backbone_cfg, layout.classes)
-    with open_store(args.pseudo_labels, "random_walk", layout) as store:
-        ids = json.loads(store.attrs["ids"])
-        label_maps = {i: read_array(store, i) for i in ids}
-    dataset = CropDataset(layout, ids, params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
+    label_maps = read_label_maps(args.pseudo_labels, "random_walk", layout)
+    dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
     optimizer = make_optimizer(model.backbone.parameters(), model.classifier.parameters(), params)
 
     def loss_fn(net, batch):
