@@ -9,7 +9,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml (the built-in demo) is the default only: a run given its own --configfile reads those files
+# alone. Snakemake would otherwise merge them over config.yaml section by section, and a user's dataset
+# would inherit the demo's `dataset.generate` block, which writes the built-in dataset.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "rules/common.smk"

@@ -18,7 +18,7 @@ rule make_affinity_labels:
     log:
         f"{LOGS}/make_affinity_labels.log",
     shell:
-        "python -m wsss_steps.make_affinity_labels --dataset {params.dataset} --params {params.hyper}"
+        "{PYTHON} -m wsss_steps.make_affinity_labels --dataset {params.dataset} --params {params.hyper}"
         " --cams {input.cams} --threads {threads} --out {output.labels} > {log} 2>&1"
 
 
@@ -43,8 +43,8 @@ rule train_affinity:
     log:
         f"{LOGS}/train_affinity.log",
     shell:
-        "python -m wsss_steps.gpu_slot --"
-        " python -m wsss_steps.train_affinity --dataset {params.dataset} --backbone {params.backbone}"
+        "{PYTHON} -m wsss_steps.gpu_slot --"
+        " {PYTHON} -m wsss_steps.train_affinity --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --labels {input.labels} --classifier {input.classifier} --seed {params.seed}"
         " --threads {threads} --out {output.weights}"
         f" --checkpoint {CHECKPOINTS}/train_affinity.h5 > {{log}} 2>&1"
@@ -72,8 +72,8 @@ rule random_walk:
     log:
         f"{LOGS}/random_walk.log",
     shell:
-        "python -m wsss_steps.gpu_slot --"
-        " python -m wsss_steps.random_walk --dataset {params.dataset} --backbone {params.backbone}"
+        "{PYTHON} -m wsss_steps.gpu_slot --"
+        " {PYTHON} -m wsss_steps.random_walk --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --affinity-params {params.affinity} --cams {input.cams}"
         " --affinity {input.affinity} --threads {threads}"
         " --out {output.labels} --png-dir {output.png} > {log} 2>&1"

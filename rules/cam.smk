@@ -22,8 +22,8 @@ rule train_classifier:
     log:
         f"{LOGS}/train_classifier.log",
     shell:
-        "python -m wsss_steps.gpu_slot --"
-        " python -m wsss_steps.train_classifier --dataset {params.dataset} --backbone {params.backbone}"
+        "{PYTHON} -m wsss_steps.gpu_slot --"
+        " {PYTHON} -m wsss_steps.train_classifier --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --split {params.split} --seed {params.seed}"
         f" --check-masks {shlex.quote(VAL)} {shlex.quote(SCORE)}"
         " --threads {threads} --out {output.weights}"
@@ -51,7 +51,7 @@ rule extract_cams:
     log:
         f"{LOGS}/extract_cams.log",
     shell:
-        "python -m wsss_steps.gpu_slot --"
-        " python -m wsss_steps.extract_cams --dataset {params.dataset} --backbone {params.backbone}"
+        "{PYTHON} -m wsss_steps.gpu_slot --"
+        " {PYTHON} -m wsss_steps.extract_cams --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --classifier {input.classifier} --split {params.split}"
         " --threads {threads} --out {output.cams} > {log} 2>&1"

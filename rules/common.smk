@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, workflow.basedir)
 
 from wsss_steps import __version__ as VERSION
-from wsss_steps.config import validate_config
+from wsss_steps.config import ConfigError, validate_config
 from wsss_steps.runs import check_run_matches
 
 validate_config(config)
@@ -22,15 +22,27 @@ LOGS = f"{RESULTS}/logs"
 # Training stages save a checkpoint here after every epoch (not a declared output, so Snakemake
 # keeps it when a job is killed); the rerun resumes from it and deletes it when done.
 CHECKPOINTS = f"{RESULTS}/checkpoints"
-LISTS = f"{DATASET['root']}/ImageSets/Segmentation"
+LISTS = f"{DATASET['root']}/{DATASET.get('list_dir', 'ImageSets/Segmentation')}"
 TRAIN = DATASET["train_split"]
 VAL = DATASET["val_split"]
+# Every stage runs with the interpreter that runs Snakemake (an activated venv, `uv run`,
+# `.venv/bin/snakemake`, conda, a SLURM job), never whatever `python` comes first on PATH. Rules write
+# it as {PYTHON}, resolved when the job runs, so the cache key (the unformatted command) stays the same
+# across checkouts.
+PYTHON = shlex.quote(sys.executable)
 
 check_run_matches(RESULTS, DATASET)
 
 # A dataset on disk is checked for its folders and split lists before any job is planned; the
 # images, labels and masks themselves are checked by train_classifier before it trains.
-if "generate" not in DATASET:
+if "generate" in DATASET:
+    from wsss_steps.make_dataset import NotOurs, refuse_foreign_root
+
+    try:
+        refuse_foreign_root(DATASET["root"])
+    except NotOurs as exc:
+        raise ConfigError(f"config key 'dataset.generate': {exc}") from None
+else:
     from wsss_steps.data import VOCLayout
 
     _layout = VOCLayout.from_config(DATASET)

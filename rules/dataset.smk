@@ -11,4 +11,4 @@ if "generate" in DATASET:
         log:
             f"logs/make_dataset_{DATASET['name']}.log",
         shell:
-            "python -m wsss_steps.make_dataset --dataset {params.dataset} > {log} 2>&1"
+            "{PYTHON} -m wsss_steps.make_dataset --dataset {params.dataset} > {log} 2>&1"

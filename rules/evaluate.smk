@@ -21,8 +21,37 @@ rule evaluate:
     log:
         f"{LOGS}/evaluate.log",
     shell:
-        "python -m wsss_steps.evaluate --dataset {params.dataset} --params {params.hyper} --run-name {params.run_name}"
+        "{PYTHON} -m wsss_steps.evaluate --dataset {params.dataset} --params {params.hyper} --run-name {params.run_name}"
         " --cams {input.cams} --affinity-labels {input.labels} --pseudo-labels {input.pseudo}"
         " --predictions {input.predictions} --train-split {params.train_split} --val-split {params.val_split}"
         " --score-split {params.score_split}"
         " --summary {output.summary} --table {output.table} --examples {output.examples} > {log} 2>&1"
+
+
+# Not part of `all`: `snakemake diagnose` (or the file) when CAM+RW does not beat CAM. Scores the
+# learned affinities against the masks and runs the walk with them and with an oracle affinity.
+rule diagnose:
+    input:
+        cams=rules.extract_cams.output.cams,
+        affinity=rules.train_affinity.output.weights,
+    output:
+        report=f"{RESULTS}/diagnose.json",
+    params:
+        dataset=DATASET_ARG,
+        backbone=BACKBONE_ARG,
+        affinity=as_arg(config["affinity"]),
+        walk=as_arg(config["random_walk"]),
+        images=config.get("diagnose", {}).get("images", 100),
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    log:
+        f"{LOGS}/diagnose.log",
+    shell:
+        "{PYTHON} -m wsss_steps.gpu_slot --"
+        " {PYTHON} -m wsss_steps.diagnose --dataset {params.dataset} --backbone {params.backbone}"
+        " --affinity-params {params.affinity} --walk-params {params.walk} --cams {input.cams}"
+        " --affinity {input.affinity} --limit {params.images} --threads {threads}"
+        " --out {output.report} > {log} 2>&1"

@@ -25,8 +25,8 @@ rule train_segmentation:
     log:
         f"{LOGS}/train_segmentation.log",
     shell:
-        "python -m wsss_steps.gpu_slot --"
-        " python -m wsss_steps.train_segmentation --dataset {params.dataset} --backbone {params.backbone}"
+        "{PYTHON} -m wsss_steps.gpu_slot --"
+        " {PYTHON} -m wsss_steps.train_segmentation --dataset {params.dataset} --backbone {params.backbone}"
         " --params {params.hyper} --pseudo-labels {input.pseudo} --classifier {input.classifier}"
         " --predict-splits {params.splits} --seed {params.seed} --threads {threads}"
         " --out {output.weights} --predictions {output.predictions}"

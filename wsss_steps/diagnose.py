@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .algorithms import confusion_matrix, full_offsets, mean_iou, neighbour_affinity
 from .config import load_params
 from .data import to_tensor
-from .io import load_weights, open_store, read_array
+from .io import atomic_path, load_weights, open_store, read_array
 from .log import progress
 from .runtime import base_parser, start
 from .random_walk import features_at_stride, scores_at_stride, walk_labels, walk_stride
@@ -58,6 +58,7 @@ def main(argv=None):
     parser.add_argument("--cams", required=True, help="CAM store (.h5)")
     parser.add_argument("--affinity", required=True, help="AffinityNet weights (.h5)")
     parser.add_argument("--limit", type=int, default=100, help="images to look at (default 100)")
+    parser.add_argument("--out", help="also write the figures as JSON to this file")
     args, log, device, layout = start(parser, argv)
     aff_cfg, walk = load_params(args.affinity_params), load_params(args.walk_params)
     radius, beta = aff_cfg["radius"], walk["beta"]
@@ -69,7 +70,12 @@ def main(argv=None):
     conf = {"learned": np.zeros((n, n), np.int64), "oracle": np.zeros((n, n), np.int64)}
     pairs = {"object": [], "background": [], "cross": []}
     with open_store(args.cams, "extract_cams", layout) as cams, torch.no_grad():
-        ids = json.loads(cams.attrs["ids"])[: args.limit]
+        with_masks = [i for i in json.loads(cams.attrs["ids"]) if layout.has_mask(i)]
+        ids = with_masks[: args.limit]
+        if not ids:
+            log.error("%s: none of its images has a mask under %s, so there is nothing to diagnose.", args.cams,
+                      layout.root / layout.mask_dir)
+            return 1
         for image_id in progress(ids, desc="diagnose"):
             classes = [int(c) for c in cams[image_id].attrs["classes"]]
             gt = layout.mask(image_id)
@@ -86,13 +92,29 @@ def main(argv=None):
             for key, affinity in (("learned", learned.cpu()), ("oracle", oracle_affinity(gt_small, radius, layout.ignore_index))):
                 labels = walk_labels(small, affinity, classes, beta, walk["t"], radius, padded_size, (h, w))
                 conf[key] += confusion_matrix(labels, gt, n, layout.ignore_index)
+    report = {"images": len(ids), "radius": radius, "beta": beta, "stride": stride, "affinity": {},
+              "walk_miou": {key: round(100 * mean_iou(c), 2) for key, c in conf.items()}}
     for key, values in pairs.items():
         v = np.concatenate(values)
-        log.info("affinity %-10s pairs %8d  mean W %.3f  mean W^beta %.3f  median W %.3f", key, v.size,
-                 v.mean() if v.size else float("nan"), (v ** beta).mean() if v.size else float("nan"),
-                 np.median(v) if v.size else float("nan"))
+        row = {"pairs": int(v.size), "mean_w": _mean(v), "mean_w_beta": _mean(v ** beta),
+               "median_w": float(np.median(v)) if v.size else None}
+        report["affinity"][key] = row
+        log.info("affinity %-10s pairs %8d  mean W %s  mean W^beta %s  median W %s", key, row["pairs"],
+                 *(_show(row[k]) for k in ("mean_w", "mean_w_beta", "median_w")))
     log.info("pseudo-label mIoU over %d images: learned affinity %.2f, oracle affinity %.2f", len(ids),
-             100 * mean_iou(conf["learned"]), 100 * mean_iou(conf["oracle"]))
+             report["walk_miou"]["learned"], report["walk_miou"]["oracle"])
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(report, indent=1) + "\n")
+        log.info("wrote %s", args.out)
+
+
+def _mean(values: np.ndarray):
+    return float(values.mean()) if values.size else None
+
+
+def _show(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":

@@ -51,6 +51,48 @@ def setup_logging(path=None) -> logging.Logger:
     return logger
 
 
+class PlainProgress:
+    """Progress as plain log lines (no carriage returns): at every ``step`` share of the work (but not within
+    ``min_interval`` seconds of the last line), at least every ``every`` seconds, and at the end; each line gives the
+    count, the rate and what ``set_postfix`` was last given (a loss)."""
+
+    def __init__(self, iterable, desc: str = "", total: int | None = None, step: float = 0.1, every: float = 60.0,
+                 min_interval: float = 5.0, clock=time.monotonic, emit=None, **_ignored):
+        self.iterable, self.desc, self.step, self.every, self.clock = iterable, desc, step, every, clock
+        self.min_interval = min_interval
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.emit = emit or logging.getLogger("wsss_steps").info
+        self.postfix = ""
+
+    def set_postfix(self, **values):
+        self.postfix = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+
+    def _line(self, done: int, started: float) -> str:
+        elapsed = self.clock() - started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        count = f"{done}/{self.total} ({100 * done / self.total:.0f} %)" if self.total else f"{done}"
+        line = f"{self.desc}: {count}, {rate:.2f} it/s, {elapsed:.0f} s"
+        return f"{line}, {self.postfix}" if self.postfix else line
+
+    def __iter__(self):
+        started = last = self.clock()
+        next_share, done = self.step, 0
+        for item in self.iterable:
+            yield item
+            done += 1
+            now = self.clock()
+            share = done / self.total if self.total else 0.0
+            at_step = self.total and share + 1e-9 >= next_share and done < self.total and now - last >= self.min_interval
+            if at_step or now - last >= self.every:
+                self.emit(self._line(done, started))
+                last = now
+                while self.total and next_share <= share + 1e-9:
+                    next_share += self.step
+        self.emit(self._line(done, started))
+
+
 def progress(iterable, **kwargs):
-    """A tqdm bar on stderr, quiet enough for log files (updates at most every 2 s)."""
-    return tqdm(iterable, mininterval=2.0, file=sys.stderr, dynamic_ncols=False, ncols=80, **kwargs)
+    """A tqdm bar when stderr is a terminal; plain periodic log lines (PlainProgress) when it is a file or pipe."""
+    if sys.stderr.isatty():
+        return tqdm(iterable, mininterval=2.0, file=sys.stderr, dynamic_ncols=False, ncols=80, **kwargs)
+    return PlainProgress(iterable, **kwargs)

@@ -175,13 +175,49 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
     return image, mask, np.clip(sal, 0, 255).astype(np.uint8)
 
 
+# Written first into every tree this generator makes: it replaces only a folder that carries it.
+MARKER = ".wsss-generated-dataset"
+
+
+class NotOurs(RuntimeError):
+    """The dataset root holds files this generator did not write."""
+
+
+def owned_or_absent(root) -> bool:
+    """True when ``root`` does not exist, carries the generator's marker file, or holds folders but no file.
+
+    Empty folders are allowed because Snakemake makes the folders of a job's outputs before it runs.
+    """
+    root = Path(root)
+    if not root.exists() and not root.is_symlink():
+        return True
+    if not root.is_dir() or root.is_symlink():
+        return False
+    if (root / MARKER).is_file():
+        return True
+    return all(path.is_dir() and not path.is_symlink() for path in root.rglob("*"))
+
+
+def refuse_foreign_root(root):
+    """Raise NotOurs naming ``root`` when it holds anything the generator did not write."""
+    if not owned_or_absent(root):
+        raise NotOurs(f"{root}: this folder was not written by the built-in dataset generator (no {MARKER} file "
+                      f"in it), so it is left untouched; remove dataset.generate from the config to use it as "
+                      f"your dataset, or set dataset.root to a new folder for the built-in one.")
+
+
 def generate(root, classes, image_size: int, train_images: int, val_images: int, seed: int,
              train_split: str = "train", val_split: str = "val"):
-    """Write the whole dataset under ``root`` (replacing any earlier one) and return its ids per split."""
+    """Write the whole dataset under ``root`` (replacing an earlier generated one, never a user's) and return its ids per split."""
     root = Path(root)
+    refuse_foreign_root(root)
     tmp_root = root.with_name(f".{root.name}.tmp")
+    refuse_foreign_root(tmp_root)
     if tmp_root.exists():
         shutil.rmtree(tmp_root)
+    tmp_root.mkdir(parents=True)
+    (tmp_root / MARKER).write_text("written by python -m wsss_steps.make_dataset; the generator may replace this "
+                                   "folder\n")
     for sub in ("JPEGImages", "SegmentationClass", "SaliencyMaps", "ImageSets/Segmentation"):
         (tmp_root / sub).mkdir(parents=True)
     splits = {train_split: [f"train_{i:05d}" for i in range(train_images)],
@@ -199,6 +235,7 @@ def generate(root, classes, image_size: int, train_images: int, val_images: int,
         {"generator": "wsss_steps.make_dataset", "classes": list(classes), "image_size": image_size,
          "seed": seed, "train_images": train_images, "val_images": val_images}, indent=1) + "\n")
     if root.exists():
+        refuse_foreign_root(root)  # checked again: the folder may have changed while the images were written
         shutil.rmtree(root)
     tmp_root.rename(root)
     return splits
@@ -216,6 +253,11 @@ def main(argv=None):
     gen = dataset.get("generate")
     if not gen:
         parser.error("the dataset settings have no 'generate' block")
+    try:
+        refuse_foreign_root(dataset["root"])
+    except NotOurs as exc:
+        log.error("%s", exc)
+        return 1
     splits = generate(dataset["root"], dataset["classes"], gen["image_size"], gen["train_images"], gen["val_images"],
                       gen["seed"], dataset.get("train_split", "train"), dataset.get("val_split", "val"))
     log.info("wrote %s", ", ".join(f"{len(v)} {k}" for k, v in splits.items()) + f" images to {dataset['root']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -106,7 +107,7 @@ class ResNet50Backbone(nn.Module):
             except KeyError:
                 raise WeightsError(f"backbone weights '{weights}' is neither a file nor a torchvision "
                                    f"ResNet50_Weights name ({', '.join(torchvision.models.ResNet50_Weights.__members__)}).") from None
-            state = enum.get_state_dict(progress=True)
+            state = enum.get_state_dict(progress=sys.stderr.isatty())  # no carriage-return frames in log files
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         try:
             missing, unexpected = self.net.load_state_dict(state, strict=False)

@@ -46,7 +46,9 @@ WALK_STRIDES = (4, 8)  # random_walk.stride: 8 = psa's walk on the feature map, 
 
 def walk_stride(parser, params: dict) -> int:
     """The random-walk settings' stride (default 8), or a usage error naming the allowed values."""
-    stride = walk_stride(parser, params)
+    stride = params.get("stride", 8)
+    if stride not in WALK_STRIDES:
+        parser.error(f"random_walk stride must be one of {WALK_STRIDES}, not {stride!r}")
     return stride
 
 
@@ -89,9 +91,7 @@ def main(argv=None):
     parser.add_argument("--png-dir", help="also write each pseudo-label as a palette PNG here")
     args, log, device, layout = start(parser, argv)
     backbone_cfg, params, aff = load_params(args.backbone), load_params(args.params), load_params(args.affinity_params)
-    stride = params.get("stride", 8)
-    if stride not in WALK_STRIDES:
-        parser.error(f"random_walk stride must be one of {WALK_STRIDES}, not {stride!r}")
+    stride = walk_stride(parser, params)
     model = build(backbone_cfg, aff["head_channels"], pretrained=False)
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()

@@ -132,7 +132,8 @@ def fit(model, dataset: CropDataset, loss_fn, optimizer, epochs: int, batch_size
     for epoch in range(first, epochs):
         dataset.epoch = epoch
         losses, start = [], time.time()
-        for batch in progress(loader, desc=f"{name} epoch {epoch + 1}/{epochs}", leave=False):
+        bar = progress(loader, desc=f"{name} epoch {epoch + 1}/{epochs}", leave=False)
+        for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
             poly_lr(optimizer, step, total)
             loss = loss_fn(model, batch)
@@ -142,6 +143,7 @@ def fit(model, dataset: CropDataset, loss_fn, optimizer, epochs: int, batch_size
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+            bar.set_postfix(loss=float(np.mean(losses)))
             step += 1
         history.append(float(np.mean(losses)))
         log.info("%s epoch %d/%d loss %.4f (%.1f s)", name, epoch + 1, epochs, history[-1], time.time() - start)
