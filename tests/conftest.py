@@ -10,12 +10,30 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "tests" / "tiny_config.yaml"
 
 
-def snakemake(workdir, *args, configfiles=(TINY,), check=True):
-    """Run the workflow's Snakefile in ``workdir`` and return the completed process (output merged)."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--configfile", *map(str, configfiles), *args]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+BIN = Path(sys.executable).parent  # the project environment's bin folder (.venv/bin)
+
+
+def not_activated_env() -> dict:
+    """The environment of a shell where the project environment is not activated: its bin folder off PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and Path(p).resolve() != BIN.resolve())
+    return env
+
+
+def snakemake(workdir, *args, configfiles=(TINY,), check=True, activated=True):
+    """Run the workflow's Snakefile in ``workdir`` and return the completed process (output merged).
+
+    ``activated=False`` runs ``.venv/bin/snakemake`` from a shell where the environment is not activated.
+    """
+    common = ["-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", *map(str, configfiles), *args]
+    if activated:
+        cmd = [sys.executable, "-m", "snakemake", *common]
+        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    else:
+        cmd, env = [str(BIN / "snakemake"), *common], not_activated_env()
+    proc = subprocess.run(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=3600)  # a hang guard
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-6000:]}")
     return proc
@@ -50,7 +68,8 @@ def write_config(path, **sections):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """The whole workflow run once on the tiny config, as a user would: --cores 8 --resources gpu=2."""
+    """The whole workflow run once on the tiny config, as a user would: --cores 8 --resources gpu=2, started as
+    ``.venv/bin/snakemake`` without activating the environment (every stage must still find its interpreter)."""
     workdir = tmp_path_factory.mktemp("tiny_run")
-    proc = snakemake(workdir, "--cores", "8", "--resources", "gpu=2")
+    proc = snakemake(workdir, "--cores", "8", "--resources", "gpu=2", activated=False)
     return workdir, proc

@@ -25,7 +25,7 @@ def clean_env(**extra):
     return env
 
 
-def run_slot(args, env, cwd, timeout=60):
+def run_slot(args, env, cwd, timeout=600):  # a hang guard, not a speed limit
     return subprocess.run([*SLOT, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -116,7 +116,7 @@ def test_without_gpu_ids_the_command_runs_directly(tmp_path):
     env = clean_env(PATH=str(tmp_path / "empty-bin"))
     proc = subprocess.Popen([*SLOT, "--timeout", "0", "--", *SHOW], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     pid, visible = json.loads(out)
     assert pid == proc.pid, "the command should replace the wrapper, not run beside it"
@@ -148,14 +148,14 @@ def test_the_command_gets_one_id_and_its_exit_status_comes_back(tmp_path):
 
 def test_a_killed_holder_frees_its_slot(tmp_path):
     env = clean_env(WSSS_GPU_IDS="5", WSSS_GPU_LOCK_DIR=str(tmp_path / "locks"))
-    holder = subprocess.Popen([*SLOT, "--", sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(120)"],
+    holder = subprocess.Popen([*SLOT, "--", sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(3600)"],
                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready", holder.stderr.read()
         busy = run_slot(["--timeout", "0.5", "--", "true"], env, tmp_path)
         assert busy.returncode == 75 and "giving up" in busy.stderr
         holder.send_signal(signal.SIGKILL)
-        holder.wait(timeout=10)
+        holder.wait(timeout=600)
     finally:
         if holder.poll() is None:
             holder.kill()
@@ -172,7 +172,7 @@ def test_a_killed_holder_frees_its_slot(tmp_path):
 RECORD = """\
 import json, os, sys, time
 start = time.time()
-time.sleep(1.0)
+time.sleep(3.0)  # long enough that two jobs started together overlap on a busy machine
 record = {"start": start, "end": time.time(), "gpu": os.environ.get("CUDA_VISIBLE_DEVICES")}
 open(sys.argv[1], "w").write(json.dumps(record))
 """
@@ -206,7 +206,7 @@ def test_snakemake_gpu_jobs_never_share_a_gpu(tmp_path, gpus):
     env = clean_env(WSSS_GPU_IDS="5,7", CUDA_VISIBLE_DEVICES="5,7")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "4", "--resources", f"gpu={gpus}"],
                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=300)
+                          timeout=1800)
     assert proc.returncode == 0, proc.stdout[-4000:]
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "rec").glob("*.json"))]
     assert len(records) == 4
@@ -223,7 +223,7 @@ def test_a_stage_asked_for_cuda_without_one_stops_with_one_line(tmp_path):
     env = clean_env(WSSS_DEVICE="cuda", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([sys.executable, "-m", "wsss_steps.train_classifier", "--dataset", '{"root": "none"}',
                            "--params", "{}", "--backbone", "{}", "--split", "train", "--out", str(tmp_path / "w.h5")],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1
     assert "no CUDA device (CUDA_VISIBLE_DEVICES=)" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "w.h5").exists()

@@ -5,7 +5,7 @@ import json
 import h5py
 import pytest
 
-from conftest import TINY, planned_jobs, snakemake, write_config
+from conftest import BIN, TINY, planned_jobs, snakemake, write_config
 
 STAGES = ["train_classifier", "extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
           "train_segmentation", "evaluate"]
@@ -23,7 +23,10 @@ def test_whole_workflow_writes_summary_table_and_figure(tiny_run):
     assert "| CAM + RW | train |" in (results / "summary.md").read_text()
     assert (results / "examples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for stage in STAGES:
-        assert "peak memory" in (results / "logs" / f"{stage}.log").read_text().splitlines()[-1], stage
+        text = (results / "logs" / f"{stage}.log").read_text()
+        assert "peak memory" in text.splitlines()[-1], stage
+    for log in (results / "logs").iterdir():
+        assert "\r" not in log.read_text(), f"{log.name} holds carriage-return progress frames"
     assert len(list((results / "pseudo_labels_train").glob("*.png"))) == 24
 
 
@@ -72,6 +75,15 @@ def test_bad_config_stops_before_any_job(tmp_path, section, change, key):
     assert proc.returncode != 0
     assert key in proc.stdout
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+def test_stages_run_with_the_interpreter_that_runs_snakemake(tiny_run, tmp_path):
+    """Not whatever `python` is first on PATH: a shell without the environment activated must work too."""
+    workdir, proc = tiny_run
+    assert "No module named" not in proc.stdout
+    printed = snakemake(workdir, "-n", "-p", "-F", "--cores", "2", activated=False).stdout
+    commands = [line.split("Shell command:")[-1].strip() for line in printed.splitlines() if "-m wsss_steps." in line]
+    assert commands and all(line.startswith(f"{BIN}/python") for line in commands), commands[:3]
 
 
 def test_tiny_config_is_the_documented_schema():

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import random
+import signal
 
 import numpy as np
 import torch
@@ -35,6 +36,19 @@ def resolve_device(request: str) -> torch.device:
         return torch.device("cuda")
     log.info("device auto: no CUDA device visible, running on the CPU")
     return torch.device("cpu")
+
+
+class InjectedFault(RuntimeError):
+    """A failure asked for by $WSSS_FAULT_FAIL_AT (fault-injection tests)."""
+
+
+def fault_point(name: str):
+    """Fault injection for tests: SIGKILL this process at ``name`` if $WSSS_FAULT_KILL_AT names it, fail if $WSSS_FAULT_FAIL_AT does."""
+    if os.environ.get("WSSS_FAULT_KILL_AT") == name:
+        log.info("fault injection: killing this process at '%s'", name)
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("WSSS_FAULT_FAIL_AT") == name:
+        raise InjectedFault(f"fault injection: failing at '{name}'")
 
 
 def seed_everything(seed: int):

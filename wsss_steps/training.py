@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from .data import VOCLayout, multi_hot, random_scale_crop, to_tensor
 from .io import file_sha256, read_state_dict, write_state_dict, write_store
 from .log import progress
+from .runtime import fault_point
 
 log = logging.getLogger("wsss_steps")
 
@@ -149,6 +150,7 @@ def fit(model, dataset: CropDataset, loss_fn, optimizer, epochs: int, batch_size
         log.info("%s epoch %d/%d loss %.4f (%.1f s)", name, epoch + 1, epochs, history[-1], time.time() - start)
         if checkpoint is not None and epoch + 1 < epochs:
             save_checkpoint(checkpoint, model, optimizer, generator, epoch + 1, step, history, fingerprint)
+        fault_point(f"{name} epoch {epoch + 1}")
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
     model.eval()
