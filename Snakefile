@@ -1,6 +1,6 @@
 # AffinityNet (Ahn & Kwak, CVPR 2018) as a Snakemake workflow:
 # classifier -> CAMs -> affinity labels -> AffinityNet -> random walk -> DeepLabV3 -> evaluation.
-# Settings: config.yaml (validated against schemas/config.schema.yaml before any job runs).
+# Settings: config.yaml (validated against wsss_steps/schemas/config.schema.yaml before any job runs).
 # GPU rules (resources: gpu=1) run their stage under wsss_steps.gpu_slot, which gives each job a
 # GPU of its own on a workstation; local defaults: profiles/default, SLURM: profiles/slurm.
 
@@ -28,6 +28,6 @@ include: "rules/evaluate.smk"
 rule all:
     default_target: True
     input:
-        summary=f"{RESULTS}/summary.json",
-        table=f"{RESULTS}/summary.md",
-        examples=f"{RESULTS}/examples.png",
+        summary=rules.evaluate.output.summary,
+        table=rules.evaluate.output.table,
+        examples=rules.evaluate.output.examples,

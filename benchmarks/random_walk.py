@@ -101,7 +101,7 @@ def make_inputs(size: int, classes: int, radius: int, seed: int):
     """Affinity (N, S, S) and CAMs (K, S, S), float32, from a random piecewise-constant feature map."""
     import torch
 
-    from wsss_steps.algorithms import neighbour_affinity
+    from wsss_steps.methods.affinitynet import neighbour_affinity
 
     gen = torch.Generator().manual_seed(seed * 1000 + size)
     cells = max(4, size * size // 256)
@@ -122,14 +122,14 @@ def make_inputs(size: int, classes: int, radius: int, seed: int):
 
 # ----------------------------------------------------------------------------- the two walks
 def ours(cams, affinity, beta, t, radius):
-    from wsss_steps.algorithms import propagate
+    from wsss_steps.methods.random_walk import propagate
 
     return propagate(cams, affinity, beta, t, radius)
 
 
 def dense(cams, affinity, beta, t, radius):
     """psa's walk: dense T, squared log2(t) times, times vec(M)."""
-    from wsss_steps.algorithms import dense_transition
+    from wsss_steps.methods.random_walk import dense_transition
 
     steps = int(round(math.log2(t)))
     if 2**steps != t:

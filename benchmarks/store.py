@@ -43,7 +43,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss_steps.io import StoreDataset, open_store, put_array, read_array, write_store
+from wsss_steps.data.loader import StoreDataset
+from wsss_steps.artifacts import open_store, put_array, read_array, write_store
 
 VOC_SIZES = [(500, 375), (375, 500), (333, 500), (500, 333), (500, 500)]
 VOC_WEIGHTS = [0.55, 0.25, 0.1, 0.05, 0.05]

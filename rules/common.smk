@@ -1,6 +1,7 @@
-# Shared set-up: config validation, paths, and helpers that turn config sections into
-# command-line values. Every stage's hyperparameters reach its rule as `params`, so
-# changing one reruns exactly the stages that use it.
+# Shared set-up: config validation, the paths of a run as small named functions, the one shell
+# shape every stage rule shares, and helpers that turn config sections into command-line values.
+# Every stage's hyperparameters reach its rule as `params`, so changing one reruns exactly the
+# stages that use it.
 
 import json
 import os
@@ -13,30 +14,59 @@ from wsss_steps import __version__ as VERSION
 from wsss_steps.config import ConfigError, validate_config
 from wsss_steps.runs import check_run_matches
 
-validate_config(config)
+validate_config(config)  # also fills in the schema's defaults
 
 RUN = config["run_name"]
 DATASET = config["dataset"]
-RESULTS = f"results/{RUN}"
-LOGS = f"{RESULTS}/logs"
-# Training stages save a checkpoint here after every epoch (not a declared output, so Snakemake
-# keeps it when a job is killed); the rerun resumes from it and deletes it when done.
-CHECKPOINTS = f"{RESULTS}/checkpoints"
-LISTS = f"{DATASET['root']}/{DATASET.get('list_dir', 'ImageSets/Segmentation')}"
 TRAIN = DATASET["train_split"]
 VAL = DATASET["val_split"]
+SCORE = DATASET["score_split"]
 # Every stage runs with the interpreter that runs Snakemake (an activated venv, `uv run`,
-# `.venv/bin/snakemake`, conda, a SLURM job), never whatever `python` comes first on PATH. Rules write
-# it as {PYTHON}, resolved when the job runs, so the cache key (the unformatted command) stays the same
-# across checkouts.
-PYTHON = shlex.quote(sys.executable)
+# `.venv/bin/snakemake`, conda, a SLURM job), never whatever `python3` comes first on the user's PATH:
+# its folder goes first on the PATH the jobs inherit (sbatch --export=ALL passes it on). The commands
+# themselves say plain `python3`, so they and the cache keys are the same in every checkout.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
-check_run_matches(RESULTS, DATASET)
+
+def run_dir(run=RUN):
+    """Where every artifact of a run goes."""
+    return f"results/{run}"
+
+
+def artifact(name, run=RUN):
+    """An artifact of a run, e.g. artifact("cams_train.h5")."""
+    return f"{run_dir(run)}/{name}"
+
+
+def log_of(rule, run=RUN):
+    """The log file of a rule's job in a run."""
+    return f"{run_dir(run)}/logs/{rule}.log"
+
+
+def checkpoint_of(rule, run=RUN):
+    """Where a training stage saves its per-epoch checkpoint: not a declared output, so Snakemake keeps
+    it when a job is killed; the rerun resumes from it and deletes it when done."""
+    return f"{run_dir(run)}/checkpoints/{rule}.h5"
+
+
+def split_list(split, dataset=DATASET):
+    """The list file of a split of the dataset."""
+    return f"{dataset['root']}/{dataset.get('list_dir', 'ImageSets/Segmentation')}/{split}.txt"
+
+
+def stage_shell(stage, args, gpu=True):
+    """The shell command of a rule: `python -m wsss_steps.<stage> <args>` with its output in {log}; a GPU
+    stage runs under wsss_steps.gpu_slot, which gives the job a GPU of its own."""
+    slot = "python3 -m wsss_steps.gpu_slot -- " if gpu else ""
+    return f"{slot}python3 -m wsss_steps.{stage} {args} > {{log}} 2>&1"
+
+
+check_run_matches(run_dir(), DATASET)
 
 # A dataset on disk is checked for its folders and split lists before any job is planned; the
 # images, labels and masks themselves are checked by train_classifier before it trains.
 if "generate" in DATASET:
-    from wsss_steps.make_dataset import NotOurs, refuse_foreign_root
+    from wsss_steps.data.synthetic import NotOurs, refuse_foreign_root
 
     try:
         refuse_foreign_root(DATASET["root"])
@@ -47,7 +77,7 @@ else:
 
     _layout = VOCLayout.from_config(DATASET)
     _layout.check_folders()
-    for _split in dict.fromkeys([TRAIN, VAL, DATASET.get("score_split", TRAIN)]):
+    for _split in dict.fromkeys([TRAIN, VAL, SCORE]):
         _layout.ids(_split)
 
 # The device is not a hyperparameter: switching between CPU and GPU must not rerun stages,
@@ -57,6 +87,7 @@ os.environ.update(WSSS_DEVICE=config["device"])
 
 envvars:
     "WSSS_DEVICE",
+    "PATH",
 
 
 def as_arg(value):
@@ -67,9 +98,6 @@ def as_arg(value):
 # What the stages read of the dataset; generate (make_dataset's own params) and score_split (evaluate
 # only) stay out, so changing them reruns only the rules that use them.
 DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k not in ("generate", "score_split")})
-SCORE = DATASET.get("score_split", TRAIN)
 BACKBONE_ARG = as_arg(config["backbone"])
-
-
-def split_list(split):
-    return f"{LISTS}/{split}.txt"
+# Every rule declares the project's one environment, for `--sdm conda` users (the same pins as uv.lock).
+ENV = "../environment.yml"

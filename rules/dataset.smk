@@ -6,9 +6,11 @@ if "generate" in DATASET:
         output:
             train=split_list(TRAIN),
             val=split_list(VAL),
-        params:
-            dataset=as_arg(DATASET),
         log:
             f"logs/make_dataset_{DATASET['name']}.log",
+        conda:
+            ENV
+        params:
+            dataset=as_arg(DATASET),
         shell:
-            "{PYTHON} -m wsss_steps.make_dataset --dataset {params.dataset} > {log} 2>&1"
+            stage_shell("make_dataset", "--dataset {params.dataset}", gpu=False)

@@ -8,9 +8,13 @@ rule evaluate:
         pseudo=rules.random_walk.output.labels,
         predictions=rules.train_segmentation.output.predictions,
     output:
-        summary=f"{RESULTS}/summary.json",
-        table=f"{RESULTS}/summary.md",
-        examples=f"{RESULTS}/examples.png",
+        summary=artifact("summary.json"),
+        table=artifact("summary.md"),
+        examples=artifact("examples.png"),
+    log:
+        log_of("evaluate"),
+    conda:
+        ENV
     params:
         dataset=DATASET_ARG,
         hyper=as_arg(config["evaluate"]),
@@ -18,14 +22,16 @@ rule evaluate:
         train_split=TRAIN,
         val_split=VAL,
         score_split=SCORE,
-    log:
-        f"{LOGS}/evaluate.log",
     shell:
-        "{PYTHON} -m wsss_steps.evaluate --dataset {params.dataset} --params {params.hyper} --run-name {params.run_name}"
-        " --cams {input.cams} --affinity-labels {input.labels} --pseudo-labels {input.pseudo}"
-        " --predictions {input.predictions} --train-split {params.train_split} --val-split {params.val_split}"
-        " --score-split {params.score_split}"
-        " --summary {output.summary} --table {output.table} --examples {output.examples} > {log} 2>&1"
+        stage_shell(
+            "evaluate",
+            "--dataset {params.dataset} --params {params.hyper} --run-name {params.run_name}"
+            " --cams {input.cams} --affinity-labels {input.labels} --pseudo-labels {input.pseudo}"
+            " --predictions {input.predictions} --train-split {params.train_split} --val-split {params.val_split}"
+            " --score-split {params.score_split} --summary {output.summary} --table {output.table}"
+            " --examples {output.examples}",
+            gpu=False,
+        )
 
 
 # Not part of `all`: `snakemake diagnose` (or the file) when CAM+RW does not beat CAM. Scores the
@@ -35,23 +41,26 @@ rule diagnose:
         cams=rules.extract_cams.output.cams,
         affinity=rules.train_affinity.output.weights,
     output:
-        report=f"{RESULTS}/diagnose.json",
-    params:
-        dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
-        affinity=as_arg(config["affinity"]),
-        walk=as_arg(config["random_walk"]),
-        images=config.get("diagnose", {}).get("images", 100),
+        report=artifact("diagnose.json"),
+    log:
+        log_of("diagnose"),
+    conda:
+        ENV
     threads: 2
     resources:
         gpu=1,
         mem_mb=4000,
         runtime=120,
-    log:
-        f"{LOGS}/diagnose.log",
+    params:
+        dataset=DATASET_ARG,
+        backbone=BACKBONE_ARG,
+        affinity=as_arg(config["affinity"]),
+        walk=as_arg(config["random_walk"]),
+        images=config["diagnose"]["images"],
     shell:
-        "{PYTHON} -m wsss_steps.gpu_slot --"
-        " {PYTHON} -m wsss_steps.diagnose --dataset {params.dataset} --backbone {params.backbone}"
-        " --affinity-params {params.affinity} --walk-params {params.walk} --cams {input.cams}"
-        " --affinity {input.affinity} --limit {params.images} --threads {threads}"
-        " --out {output.report} > {log} 2>&1"
+        stage_shell(
+            "diagnose",
+            "--dataset {params.dataset} --backbone {params.backbone} --affinity-params {params.affinity}"
+            " --random-walk-params {params.walk} --cams {input.cams} --affinity {input.affinity}"
+            " --limit {params.images} --threads {threads} --out {output.report}",
+        )

@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import subprocess
 import sys
@@ -37,6 +38,14 @@ def snakemake(workdir, *args, configfiles=(TINY,), check=True, activated=True):
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-6000:]}")
     return proc
+
+
+def load_script(name: str):
+    """A module from the repository's scripts/ folder (not a package), loaded by path."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def planned_jobs(output: str) -> dict:

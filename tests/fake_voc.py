@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsss_steps.io import save_label_png
+from wsss_steps.data.label_png import save_label_png
 
 VOC_CLASSES = ("background aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse "
                "motorbike person pottedplant sheep sofa train tvmonitor").split()

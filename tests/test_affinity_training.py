@@ -2,7 +2,7 @@
 
 import torch
 
-from wsss_steps.train_affinity import feature_labels
+from wsss_steps.methods.affinitynet import feature_labels
 
 
 def test_feature_labels_take_the_centre_pixel_of_each_cell():

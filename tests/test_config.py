@@ -60,7 +60,7 @@ def test_alpha_low_must_be_below_alpha_high(good):
 
 
 def test_every_schema_property_is_documented():
-    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "wsss_steps" / "schemas" / "config.schema.yaml").read_text())
 
     def walk(node, where):
         for name, prop in node.get("properties", {}).items():

@@ -18,7 +18,7 @@ import yaml
 
 from conftest import REPO, TINY, planned_jobs
 from fake_voc import VOC_CLASSES, write_fake_voc
-from wsss_steps.make_dataset import MARKER, NotOurs, generate
+from wsss_steps.data.synthetic import MARKER, NotOurs, generate
 
 
 def tree_digest(root: Path) -> dict:

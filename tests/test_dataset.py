@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from wsss_steps.data import DatasetError, VOCLayout
-from wsss_steps.make_dataset import generate, make_image
+from wsss_steps.data.synthetic import generate, make_image
 
 CLASSES = ["background", "kite", "bug", "boat"]
 

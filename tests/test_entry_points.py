@@ -51,7 +51,7 @@ def stage_command(stage: str, results, out) -> list[str]:
                      "--affinity-labels", results / "affinity_labels_train.h5",
                      "--pseudo-labels", results / "pseudo_labels_train.h5",
                      "--predictions", results / "segmentation_predictions.h5", "--train-split", "train",
-                     "--val-split", "val", "--summary", out / "summary.json", "--table", out / "summary.md",
+                     "--val-split", "val", "--score-split", "train", "--summary", out / "summary.json", "--table", out / "summary.md",
                      "--examples", out / "examples.png"],
     }[stage]
     return [sys.executable, "-m", f"wsss_steps.{stage}", *common, *map(str, args)]
@@ -104,7 +104,7 @@ def test_diagnose_module_and_workflow_target_agree(tiny_run, tmp_path):
     assert all(0 <= target["walk_miou"][k] <= 100 for k in ("learned", "oracle"))
     assert all(0 <= row["mean_w"] <= 1 for row in target["affinity"].values())
     cmd = [sys.executable, "-m", "wsss_steps.diagnose", "--dataset", DATASET, "--backbone", BACKBONE,
-           "--affinity-params", section("affinity"), "--walk-params", section("random_walk"),
+           "--affinity-params", section("affinity"), "--random-walk-params", section("random_walk"),
            "--cams", str(results / "cams_train.h5"), "--affinity", str(results / "affinity.weights.h5"),
            "--threads", "2", "--out", str(tmp_path / "d.json")]
     proc = run(cmd, cwd=workdir)
@@ -114,7 +114,7 @@ def test_diagnose_module_and_workflow_target_agree(tiny_run, tmp_path):
 
 def test_inspect_prints_a_real_artifact(tiny_run):
     workdir, _ = tiny_run
-    proc = run([sys.executable, "-m", "wsss_steps.inspect", "results/tiny/cams_train.h5"], cwd=workdir)
+    proc = run([sys.executable, "-m", "wsss_steps.inspect_artifact", "results/tiny/cams_train.h5"], cwd=workdir)
     shown = json.loads(proc.stdout)
     assert shown["stage"] == "extract_cams" and shown["contents"]["datasets"] == 24
     assert any(path.endswith("classifier.weights.h5") for path in shown["inputs"])

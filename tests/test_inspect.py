@@ -1,4 +1,4 @@
-"""python -m wsss_steps.inspect prints what made an artifact."""
+"""python -m wsss_steps.inspect_artifact prints what made an artifact."""
 
 import hashlib
 import json
@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from wsss_steps.io import provenance, put_array, write_store
+from wsss_steps.artifacts import provenance, put_array, write_store
 
 
 def test_inspect_prints_stage_params_seed_version_and_input_checksums(tmp_path):
@@ -19,7 +19,7 @@ def test_inspect_prints_stage_params_seed_version_and_input_checksums(tmp_path):
     with write_store(path, attrs) as store:
         put_array(store, "a", np.ones((1, 8, 8), np.float16), classes=np.asarray([1]))
         put_array(store, "b", np.ones((1, 8, 8), np.float16), classes=np.asarray([1]))
-    proc = subprocess.run([sys.executable, "-m", "wsss_steps.inspect", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "wsss_steps.inspect_artifact", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
     assert shown["stage"] == "extract_cams" and shown["seed"] == 7
@@ -32,5 +32,5 @@ def test_inspect_prints_stage_params_seed_version_and_input_checksums(tmp_path):
 def test_inspect_names_a_file_that_is_not_an_artifact(tmp_path):
     bad = tmp_path / "x.h5"
     bad.write_bytes(b"not hdf5")
-    proc = subprocess.run([sys.executable, "-m", "wsss_steps.inspect", str(bad)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "wsss_steps.inspect_artifact", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 1 and f"{bad}: not a readable HDF5 file" in proc.stderr

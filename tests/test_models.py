@@ -8,8 +8,10 @@ import torch
 import torchvision
 
 from wsss_steps.config import ConfigError
-from wsss_steps.models import (AffinityNet, CAMNet, ResNet50Backbone, WeightsError, backbone_from_config, make_backbone,
-                               make_deeplabv3)
+from wsss_steps.nets.affinity import AffinityNet
+from wsss_steps.nets.backbones import ResNet50Backbone, WeightsError, backbone_from_config, make_backbone
+from wsss_steps.nets.classifier import CAMNet
+from wsss_steps.nets.segmentation import make_deeplabv3
 from wsss_steps.runs import check_run_matches
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "resnet50_imagenet.pth"
@@ -101,10 +103,12 @@ def test_batch_norm_setting():
 
 
 def test_optimizer_takes_momentum_from_settings_and_gives_new_layers_ten_times_the_lr():
+    from wsss_steps.config import section_defaults
     from wsss_steps.training import make_optimizer
 
     old, new = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
-    default = make_optimizer(old.parameters(), new.parameters(), {"lr": 0.01, "weight_decay": 0.0})
+    settings = section_defaults("classifier", {"lr": 0.01, "weight_decay": 0.0})  # momentum's default: the schema's
+    default = make_optimizer(old.parameters(), new.parameters(), settings)
     assert [g["momentum"] for g in default.param_groups] == [0.9, 0.9]
     assert [g["lr"] for g in default.param_groups] == [0.01, 0.1]
     plain = make_optimizer(old.parameters(), new.parameters(), {"lr": 0.1, "weight_decay": 0.0, "momentum": 0})

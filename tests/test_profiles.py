@@ -44,4 +44,4 @@ def test_slurm_profile_dry_run_plans_every_job_with_its_gpu(tmp_path):
     for rule in GPU_RULES:
         assert "gpu=1" in resources[rule] and "cpus_per_task=2" in resources[rule], (rule, resources[rule])
     assert "gpu=" not in resources["make_dataset"] and "runtime=60" in resources["make_dataset"]
-    assert "python -m wsss_steps.gpu_slot -- python -m wsss_steps.train_affinity" in proc.stdout
+    assert "python3 -m wsss_steps.gpu_slot -- python3 -m wsss_steps.train_affinity" in proc.stdout

@@ -7,9 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from wsss_steps import random_walk
-from wsss_steps.io import open_store, put_array, read_array, save_weights, write_store
-from wsss_steps.models import AffinityNet, TinyBackbone
+from wsss_steps import random_walk as random_walk_stage
+from wsss_steps.methods import random_walk
+from wsss_steps.artifacts import open_store, put_array, read_array, save_weights, write_store
+from wsss_steps.nets.affinity import AffinityNet
+from wsss_steps.nets.backbones import TinyBackbone
 
 BACKBONE = {"name": "tiny", "output_stride": 8, "weights": None, "width": 4}
 HEAD = [4, 4, 8]
@@ -54,7 +56,7 @@ def test_stage_honours_the_stride_parameter(tmp_path):
               "--cams", str(tmp_path / "cams.h5"), "--affinity", str(tmp_path / "aff.h5")]
     for stride in (4, 8):
         out = tmp_path / f"labels{stride}.h5"
-        random_walk.main(common + ["--params", json.dumps({"alpha": 16, "beta": 8, "t": 4, "stride": stride}),
+        random_walk_stage.main(common + ["--params", json.dumps({"alpha": 16, "beta": 8, "t": 4, "stride": stride}),
                                    "--out", str(out)])
         with open_store(out, "random_walk") as store:
             assert json.loads(store.attrs["params"])["stride"] == stride
@@ -62,5 +64,5 @@ def test_stage_honours_the_stride_parameter(tmp_path):
                 labels = read_array(store, image_id)
                 assert labels.shape == size and set(np.unique(labels)) <= {0, 2}
     with pytest.raises(SystemExit):
-        random_walk.main(common + ["--params", json.dumps({"alpha": 16, "beta": 8, "t": 4, "stride": 16}),
+        random_walk_stage.main(common + ["--params", json.dumps({"alpha": 16, "beta": 8, "t": 4, "stride": 16}),
                                    "--out", str(tmp_path / "bad.h5")])

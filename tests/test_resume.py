@@ -9,7 +9,7 @@ import sys
 import h5py
 import numpy as np
 
-from wsss_steps.make_dataset import generate
+from wsss_steps.data.synthetic import generate
 
 CLASSES = ["background", "kite", "bug", "boat"]
 

@@ -6,7 +6,6 @@ starts munged, slurmctld and slurmd from scripts/slurm_cluster.py, runs the work
 Deselect with `-m "not slurm"`.
 """
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, write_config
+from conftest import REPO, load_script, write_config
 
 pytestmark = pytest.mark.slurm
 
@@ -29,14 +28,7 @@ GPU_RULES = {"train_classifier", "extract_cams", "train_affinity", "random_walk"
 CPU_RULES = {"make_dataset", "make_affinity_labels", "evaluate"}
 
 
-def load_cluster_module():
-    spec = importlib.util.spec_from_file_location("slurm_cluster", REPO / "scripts" / "slurm_cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-slurm_cluster = load_cluster_module()
+slurm_cluster = load_script("slurm_cluster")
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from wsss_steps.io import (ArtifactError, StoreDataset, load_weights, open_store, put_array, read_array, save_weights,
+from wsss_steps.data.loader import StoreDataset
+from wsss_steps.artifacts import (ArtifactError, load_weights, open_store, put_array, read_array, save_weights,
                            write_store)
-from wsss_steps.models import CAMNet, TinyBackbone
+from wsss_steps.nets.backbones import TinyBackbone
+from wsss_steps.nets.classifier import CAMNet
 from wsss_steps.runtime import DeviceError, resolve_device
 
 STAGES = ["make_dataset", "train_classifier", "extract_cams", "make_affinity_labels", "train_affinity",
@@ -121,7 +123,7 @@ def test_put_array_chunks_by_plane(tmp_path):
 def test_dense_crf_accepts_a_read_only_image():
     from PIL import Image
 
-    from wsss_steps.crf import dense_crf
+    from wsss_steps.methods.crf import dense_crf
 
     rgb = np.asarray(Image.fromarray(np.random.default_rng(0).integers(0, 255, (12, 10, 3), dtype=np.uint8)))
     assert not rgb.flags.writeable  # what VOCLayout.image gives the single-process path of make_affinity_labels

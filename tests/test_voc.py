@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from wsss_steps.data import DatasetError, VOCLayout
-from wsss_steps.extract_cams import multiscale_cam
-from wsss_steps.io import ArtifactError, load_weights, save_label_png, save_weights
-from wsss_steps.train_classifier import build
+from wsss_steps.methods.cam import multiscale_cam
+from wsss_steps.artifacts import ArtifactError, load_weights, save_weights
+from wsss_steps.data.label_png import save_label_png
+from wsss_steps.nets.classifier import build_classifier
 
 from conftest import REPO, planned_jobs, snakemake
 from fake_voc import VOC_CLASSES, write_fake_voc
@@ -111,11 +112,11 @@ def test_annotation_with_an_unknown_class_is_named(fake_voc):
 
 def test_weights_trained_for_another_class_list_are_refused(tmp_path):
     backbone = {"name": "tiny", "output_stride": 8, "weights": None, "width": 8}
-    model = build(backbone, 4)
+    model = build_classifier(backbone, 4)
     save_weights(tmp_path / "c.h5", model, {"stage": "train_classifier", "classes": ["background", "a", "b", "c"]})
     with pytest.raises(ArtifactError, match=r"c.h5: was trained for the classes \['background', 'a', 'b', 'c'\] but"):
-        load_weights(tmp_path / "c.h5", build(backbone, 4), "train_classifier", classes=("background", "a", "b", "d"))
-    load_weights(tmp_path / "c.h5", build(backbone, 4), "train_classifier", classes=("background", "a", "b", "c"))
+        load_weights(tmp_path / "c.h5", build_classifier(backbone, 4), "train_classifier", classes=("background", "a", "b", "d"))
+    load_weights(tmp_path / "c.h5", build_classifier(backbone, 4), "train_classifier", classes=("background", "a", "b", "c"))
 
 
 class _PixelCAM(torch.nn.Module):
@@ -181,7 +182,7 @@ def test_horse_street_config_plans_the_whole_pipeline_on_the_shared_photos():
 
 
 def test_a_store_made_for_another_class_list_or_dataset_is_refused(tmp_path):
-    from wsss_steps.io import open_store, put_array, write_store
+    from wsss_steps.artifacts import open_store, put_array, write_store
 
     path = tmp_path / "cams.h5"
     with write_store(path, {"stage": "extract_cams", "classes": ["background", "cat"], "dataset_root": "data/a"}) as s:

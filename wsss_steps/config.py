@@ -1,7 +1,8 @@
-"""Loading and validating the workflow configuration against ``schemas/config.schema.yaml``."""
+"""Loading and validating the workflow configuration against ``wsss_steps/schemas/config.schema.yaml``."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # installed with the package
 
 
 class ConfigError(ValueError):
@@ -20,10 +21,35 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+def load_schema(schema_path=SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(schema_path).read_text())
+
+
+def _filling_defaults(validator_class):
+    """A validator class that also writes each property's schema ``default`` into the instance where it is missing."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, properties, instance, schema):
+        if validator.is_type(instance, "object"):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+FillingValidator = _filling_defaults(jsonschema.Draft7Validator)
+
+
 def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
-    """Raise ConfigError naming the first bad key; return the config unchanged when it is valid."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft7Validator(schema)
+    """Raise ConfigError naming the first bad key; fill in the schema's defaults and return the config when it is valid.
+
+    Defaults live in the schema only (``default:`` of a property) and are written into ``config`` here,
+    so every rule and stage sees the same complete settings.
+    """
+    schema = load_schema(schema_path)
+    validator = FillingValidator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         error = errors[0]
@@ -31,16 +57,17 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
         if error.validator == "additionalProperties":
             unknown = re.findall(r"'([^']+)' (?:was|were) unexpected", error.message)
             names = re.findall(r"'([^']+)'", error.message.split("(")[-1]) if not unknown else unknown
-            raise ConfigError(f"config: unknown key '{_key(where + names[:1])}' (check its spelling against schemas/config.schema.yaml).")
+            raise ConfigError(f"config: unknown key '{_key(where + names[:1])}' (check its spelling against wsss_steps/schemas/config.schema.yaml).")
         if error.validator == "required":
             missing = re.findall(r"'([^']+)' is a required property", error.message)
             raise ConfigError(f"config: missing key '{_key(where + missing[:1])}'.")
         raise ConfigError(f"config key '{_key(where)}': {error.message}.")
+    config["dataset"].setdefault("score_split", config["dataset"]["train_split"])  # documented in the schema
     classes = config["dataset"]["classes"]
     if len(set(classes)) != len(classes):
         raise ConfigError("config key 'dataset.classes': class names must be unique.")
-    aff = config["affinity_labels"]
-    if aff["alpha_low"] >= aff["alpha_high"]:
+    labels_cfg = config["affinity_labels"]
+    if labels_cfg["alpha_low"] >= labels_cfg["alpha_high"]:
         raise ConfigError("config key 'affinity_labels.alpha_low': must be smaller than affinity_labels.alpha_high.")
     return config
 
@@ -53,12 +80,30 @@ def load_config(path) -> dict:
     return validate_config(yaml.safe_load(path.read_text()) or {})
 
 
-def load_params(text: str) -> dict:
-    """A stage's parameters from a JSON string or from a YAML/JSON file path."""
+def load_params(text: str, section: str | None = None) -> dict:
+    """A stage's parameters from a JSON string or from a YAML/JSON file path.
+
+    With ``section`` (a top-level key of the config schema), missing keys get the schema's defaults, so a stage run
+    by hand with a partial section behaves as the workflow's validated config does.
+    """
     text = text.strip()
     if text.startswith("{"):
-        return json.loads(text)
-    path = Path(text)
-    if not path.is_file():
-        raise ConfigError(f"{path}: parameter file not found.")
-    return yaml.safe_load(path.read_text())
+        params = json.loads(text)
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"{path}: parameter file not found.")
+        params = yaml.safe_load(path.read_text())
+    if section is not None:
+        params = section_defaults(section, params)
+    return params
+
+
+def section_defaults(section: str, params: dict) -> dict:
+    """``params`` with the schema's defaults of config section ``section`` filled in (top-level keys of the section)."""
+    properties = load_schema()["properties"][section].get("properties", {})
+    filled = dict(params)
+    for name, sub in properties.items():
+        if isinstance(sub, dict) and "default" in sub and name not in filled:
+            filled[name] = copy.deepcopy(sub["default"])
+    return filled

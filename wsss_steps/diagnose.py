@@ -15,14 +15,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .algorithms import confusion_matrix, full_offsets, mean_iou, neighbour_affinity
+from .artifacts import atomic_path, load_weights, open_store, read_array
 from .config import load_params
-from .data import to_tensor
-from .io import atomic_path, load_weights, open_store, read_array
+from .data.transforms import to_tensor
 from .log import progress
+from .methods.affinitynet import full_offsets, neighbour_affinity
+from .methods.random_walk import check_walk_stride, features_at_stride, scores_at_stride, walk_labels
+from .metrics import confusion_matrix, mean_iou
+from .nets.affinity import build_affinity_net
 from .runtime import base_parser, start
-from .random_walk import features_at_stride, scores_at_stride, walk_labels, walk_stride
-from .train_affinity import build
 
 
 def affinity_by_region(affinity: np.ndarray, labels: np.ndarray, radius: int, ignore: int = 255) -> dict:
@@ -54,18 +55,22 @@ def main(argv=None):
     parser = base_parser("diagnose", __doc__)
     parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
     parser.add_argument("--affinity-params", required=True, help="affinity settings: radius, head_channels")
-    parser.add_argument("--walk-params", required=True, help="random-walk settings: alpha, beta, t, stride")
+    parser.add_argument("--random-walk-params", required=True, help="random_walk settings: alpha, beta, t, stride")
     parser.add_argument("--cams", required=True, help="CAM store (.h5)")
     parser.add_argument("--affinity", required=True, help="AffinityNet weights (.h5)")
     parser.add_argument("--limit", type=int, default=100, help="images to look at (default 100)")
     parser.add_argument("--out", help="also write the figures as JSON to this file")
     args, log, device, layout = start(parser, argv)
-    aff_cfg, walk = load_params(args.affinity_params), load_params(args.walk_params)
-    radius, beta = aff_cfg["radius"], walk["beta"]
-    model = build(load_params(args.backbone), aff_cfg["head_channels"], pretrained=False)
+    affinity_cfg = load_params(args.affinity_params, "affinity")
+    walk = load_params(args.random_walk_params, "random_walk")
+    radius, beta = affinity_cfg["radius"], walk["beta"]
+    model = build_affinity_net(load_params(args.backbone, "backbone"), affinity_cfg["head_channels"], pretrained=False)
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()
-    stride = walk_stride(parser, walk)  # the grid the walk runs on, as in random_walk
+    try:
+        stride = check_walk_stride(walk["stride"])  # the grid the walk runs on, as in random_walk
+    except ValueError as exc:
+        parser.error(str(exc))
     n = layout.num_classes
     conf = {"learned": np.zeros((n, n), np.int64), "oracle": np.zeros((n, n), np.int64)}
     pairs = {"object": [], "background": [], "cross": []}

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .algorithms import cam_labels, confusion_matrix, iou_per_class, mean_iou
+from .artifacts import atomic_path, open_store, read_array
 from .config import load_params
 from .data import VOCLayout
-from .io import atomic_path, open_store, read_array, voc_palette
+from .data.label_png import voc_palette
+from .methods.cam import cam_labels
+from .metrics import confusion_matrix, iou_per_class, mean_iou
 from .log import progress, setup_logging
 from .runtime import base_parser
 
@@ -133,7 +135,7 @@ def main(argv=None):
     parser.add_argument("--predictions", required=True)
     parser.add_argument("--train-split", required=True)
     parser.add_argument("--val-split", required=True)
-    parser.add_argument("--score-split", help="list whose images' CAMs and pseudo-labels are scored (default --train-split)")
+    parser.add_argument("--score-split", required=True, help="list whose images' CAMs and pseudo-labels are scored (the config fills dataset.score_split)")
     parser.add_argument("--summary", required=True, help="summary.json to write")
     parser.add_argument("--table", required=True, help="summary.md to write")
     parser.add_argument("--examples", required=True, help="examples.png to write")
@@ -141,12 +143,12 @@ def main(argv=None):
     log = setup_logging(args.log)
     dataset = load_params(args.dataset)
     layout = VOCLayout.from_config(dataset)
-    params = load_params(args.params)
+    params = load_params(args.params, "evaluate")
     with open_store(args.cams, "extract_cams", layout) as cams, \
             open_store(args.affinity_labels, "make_affinity_labels", layout) as labels, \
             open_store(args.pseudo_labels, "random_walk", layout) as pseudo, \
             open_store(args.predictions, "predict_segmentation", layout) as preds:
-        score_split = args.score_split or args.train_split
+        score_split = args.score_split
         train_ids = json.loads(cams.attrs["ids"])
         if score_split != args.train_split:
             wanted = set(layout.ids(score_split))

@@ -6,45 +6,17 @@ import json
 import sys
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from .algorithms import normalize_cam
+from .artifacts import load_weights, provenance, put_array, write_store
 from .config import load_params
-from .data import VOCLayout, to_tensor
-from .io import load_weights, provenance, put_array, write_store
+from .data import VOCLayout
+from .data.transforms import to_tensor
 from .log import progress
-from .models import CAMNet
+from .methods.cam import multiscale_cam
+from .nets.classifier import CAMNet, build_classifier
 from .runtime import base_parser, start
-from .train_classifier import build
-from .training import pad_to_stride
 
 STAGE = "extract_cams"
-
-
-@torch.no_grad()
-def multiscale_cam(model: CAMNet, image: torch.Tensor, classes, scales, flip: bool) -> torch.Tensor:
-    """sum over scales s (and flips) of ReLU(upsample(CAM(resize(image, s)))), then M_c / max M_c, for ``classes`` only.
-
-    image: normalised (3, H, W); classes: 1-based class indices; returns (len(classes), H, W).
-    """
-    h, w = image.shape[-2:]
-    stride = model.backbone.stride
-    index = torch.as_tensor([c - 1 for c in classes], dtype=torch.long)
-    total = torch.zeros(len(classes), h, w, device=image.device)
-    if not classes:
-        return total
-    for scale in scales:
-        size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        scaled = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)
-        batch = torch.cat([scaled, scaled.flip(-1)]) if flip else scaled
-        padded, _ = pad_to_stride(batch, stride)
-        cam = model.cam(padded)[:, index]
-        cam = F.interpolate(cam, size=padded.shape[-2:], mode="bilinear", align_corners=False)[..., :size[0], :size[1]]
-        cam = F.interpolate(cam, size=(h, w), mode="bilinear", align_corners=False)
-        cam = F.relu(cam)
-        total += cam[0] + (cam[1].flip(-1) if flip else 0)
-    return normalize_cam(total)
 
 
 def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, store):
@@ -65,8 +37,8 @@ def main(argv=None):
     parser.add_argument("--split", required=True)
     parser.add_argument("--out", required=True, help="CAM store to write (.h5)")
     args, log, device, layout = start(parser, argv)
-    backbone_cfg, params = load_params(args.backbone), load_params(args.params)
-    model = build(backbone_cfg, layout.num_classes, pretrained=False)
+    backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "cams")
+    model = build_classifier(backbone_cfg, layout.num_classes, pretrained=False)
     load_weights(args.classifier, model, stage="train_classifier", classes=layout.classes)
     table = layout.label_table(args.split)
     ids = list(table)

@@ -9,12 +9,12 @@ import sys
 
 import numpy as np
 
-from .algorithms import affinity_labels
+from .artifacts import open_store, provenance, put_array, read_array, write_store
 from .config import load_params
-from .crf import dense_crf
 from .data import VOCLayout
-from .io import open_store, provenance, put_array, read_array, write_store
 from .log import progress, setup_logging
+from .methods.affinitynet import affinity_labels
+from .methods.crf import dense_crf
 from .runtime import base_parser
 
 STAGE = "make_affinity_labels"
@@ -42,7 +42,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     log = setup_logging(args.log)
     layout = VOCLayout.from_config(load_params(args.dataset))
-    params = load_params(args.params)
+    params = load_params(args.params, "affinity_labels")
     threads = args.threads or 1
     work = functools.partial(label_one, alpha_low=params["alpha_low"], alpha_high=params["alpha_high"], crf=params["crf"])
     with open_store(args.cams, "extract_cams", layout) as cams:

@@ -6,27 +6,15 @@ import sys
 
 import torch.nn.functional as F
 
+from .artifacts import provenance, save_weights
 from .config import load_params
 from .data import VOCLayout
-from .io import load_weights, provenance, save_weights
-from .models import CAMNet, backbone_state, backbone_from_config
+from .data.loader import CropDataset
+from .nets.classifier import build_classifier
 from .runtime import base_parser, seed_everything, start
-from .training import CropDataset, fit, make_optimizer, run_fingerprint
+from .training import fit, make_optimizer, run_fingerprint
 
 STAGE = "train_classifier"
-
-
-def build(backbone_cfg: dict, num_classes: int, pretrained: bool = True) -> CAMNet:
-    """The classifier for ``num_classes`` (background included) on the configured backbone."""
-    backbone = backbone_from_config(backbone_cfg, pretrained)
-    return CAMNet(backbone, num_classes - 1)
-
-
-def load_classifier_backbone(backbone, path, backbone_cfg: dict, classes):
-    """Copy the backbone weights of a classifier trained for ``classes`` (``path``) into ``backbone``."""
-    classifier = build(backbone_cfg, len(classes), pretrained=False)
-    load_weights(path, classifier, stage=STAGE, classes=classes)
-    backbone.load_state_dict(backbone_state(classifier.state_dict()))
 
 
 def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed: int, device, checkpoint=None,
@@ -34,9 +22,9 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
     """Train and return the classifier and its loss history (resuming from ``checkpoint`` when it fits)."""
     seed_everything(seed)
     table = layout.label_table(split)
-    model = build(backbone_cfg, layout.num_classes)
+    model = build_classifier(backbone_cfg, layout.num_classes)
     dataset = CropDataset(layout, table, params["crop_size"], params["scale_range"], seed, image_labels=table)
-    optimizer = make_optimizer(model.backbone.parameters(), model.classifier.parameters(), params)
+    optimizer = make_optimizer(*model.trainable_parameters(), params)
 
     def loss_fn(net, batch):
         return F.multilabel_soft_margin_loss(net(batch["image"]), batch["target"])
@@ -58,7 +46,7 @@ def main(argv=None):
     args, log, device, layout = start(parser, argv)
     for split, counts in layout.check([args.split], args.check_masks).items():
         log.info("dataset check, split %s: %s", split, counts)
-    backbone_cfg, params = load_params(args.backbone), load_params(args.params)
+    backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "classifier")
     fingerprint = run_fingerprint(args, [layout.list_file(args.split)])
     model, history = train(layout, args.split, backbone_cfg, params, args.seed, device, args.checkpoint, fingerprint)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed,

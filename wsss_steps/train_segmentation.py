@@ -5,34 +5,19 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
-import torch
 import torch.nn.functional as F
 
+from .artifacts import provenance, put_array, read_label_maps, save_weights, write_store
 from .config import load_params
-from .data import to_tensor
-from .io import provenance, put_array, read_label_maps, save_weights, write_store
+from .data.loader import CropDataset
+from .data.transforms import to_tensor
 from .log import progress
-from .models import backbone_from_config, make_deeplabv3
+from .nets.classifier import load_classifier_backbone
+from .nets.segmentation import build_segmentation_net, predict
 from .runtime import base_parser, seed_everything, start
-from .train_classifier import load_classifier_backbone
-from .training import CropDataset, fit, make_optimizer, pad_to_stride, run_fingerprint
+from .training import fit, make_optimizer, run_fingerprint
 
 STAGE = "train_segmentation"
-
-
-def build(backbone_cfg: dict, params: dict, num_classes: int, pretrained: bool = True):
-    """DeepLabV3 with an ASPP head on the configured backbone."""
-    backbone = backbone_from_config(backbone_cfg, pretrained)
-    return make_deeplabv3(backbone, num_classes, params["aspp_channels"], params["atrous_rates"])
-
-
-@torch.no_grad()
-def predict(model, image: torch.Tensor) -> np.ndarray:
-    """argmax_c of the model's full-resolution scores for one normalised (3, H, W) image."""
-    padded, (h, w) = pad_to_stride(image[None], model.backbone.backbone.stride)
-    scores = model(padded)["out"][0, :, :h, :w]
-    return scores.argmax(dim=0).to(torch.uint8).cpu().numpy()
 
 
 def main(argv=None):
@@ -46,15 +31,15 @@ def main(argv=None):
     parser.add_argument("--predictions", required=True, help="prediction store to write (.h5), one group per split")
     parser.add_argument("--checkpoint", help="resume file kept outside the outputs: saved every epoch, deleted at the end")
     args, log, device, layout = start(parser, argv)
-    backbone_cfg, params = load_params(args.backbone), load_params(args.params)
+    backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "segmentation")
     seed_everything(args.seed)
     init = params["init_from_classifier"]
-    model = build(backbone_cfg, params, layout.num_classes, pretrained=not init)
+    model = build_segmentation_net(backbone_cfg, params, layout.num_classes, pretrained=not init)
     if init:
         load_classifier_backbone(model.backbone.backbone, args.classifier, backbone_cfg, layout.classes)
     label_maps = read_label_maps(args.pseudo_labels, "random_walk", layout)
     dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
-    optimizer = make_optimizer(model.backbone.parameters(), model.classifier.parameters(), params)
+    optimizer = make_optimizer(*model.trainable_parameters(), params)
 
     def loss_fn(net, batch):
         return F.cross_entropy(net(batch["image"])["out"], batch["labels"], ignore_index=layout.ignore_index)

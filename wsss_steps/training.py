@@ -1,4 +1,4 @@
-"""Shared pieces of the three training stages: datasets, optimiser, the epoch loop."""
+"""Shared pieces of the three training stages: optimiser, learning-rate schedule, checkpoints, the epoch loop."""
 
 from __future__ import annotations
 
@@ -12,47 +12,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from .data import VOCLayout, multi_hot, random_scale_crop, to_tensor
-from .io import file_sha256, read_state_dict, write_state_dict, write_store
+from .artifacts import file_sha256, read_state_dict, write_state_dict, write_store
 from .log import progress
 from .runtime import fault_point
 
 log = logging.getLogger("wsss_steps")
 
 
-class CropDataset(Dataset):
-    """Random scale/flip/crop of images with optional label maps; deterministic per (seed, epoch, index)."""
-
-    def __init__(self, layout: VOCLayout, ids, crop: int, scale_range, seed: int,
-                 label_maps=None, image_labels=None):
-        self.layout, self.ids, self.crop, self.scale_range, self.seed = layout, list(ids), crop, tuple(scale_range), seed
-        self.label_maps = label_maps      # id -> (H, W) uint8, or None
-        self.image_labels = image_labels  # id -> [classes], or None
-        self.epoch = 0
-
-    def __len__(self):
-        return len(self.ids)
-
-    def __getitem__(self, index):
-        image_id = self.ids[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        extra = [self.label_maps[image_id]] if self.label_maps is not None else []
-        image, extra = random_scale_crop(rng, self.layout.image(image_id), extra, self.crop, self.scale_range,
-                                         self.layout.ignore_index)
-        item = {"image": to_tensor(image)}
-        if extra:
-            item["labels"] = torch.from_numpy(extra[0].astype(np.int64))
-        if self.image_labels is not None:
-            item["target"] = multi_hot(self.image_labels[image_id], self.layout.num_classes)
-        return item
-
-
 def make_optimizer(pretrained_params, new_params, params: dict):
-    """SGD with params' lr for pretrained parameters and 10 x lr for new layers, its weight_decay and momentum (0.9)."""
-    lr, weight_decay, momentum = params["lr"], params["weight_decay"], params.get("momentum", 0.9)
+    """SGD with params' lr for pretrained parameters and 10 x lr for new layers, its weight_decay and momentum."""
+    lr, weight_decay, momentum = params["lr"], params["weight_decay"], params["momentum"]
     groups = [{"params": [p for p in pretrained_params if p.requires_grad], "lr": lr, "base_lr": lr},
               {"params": [p for p in new_params if p.requires_grad], "lr": 10 * lr, "base_lr": 10 * lr}]
     groups = [g for g in groups if g["params"]]
@@ -112,7 +83,7 @@ def load_checkpoint(path, model, optimizer, generator: torch.Generator, fingerpr
     return epoch, step, history
 
 
-def fit(model, dataset: CropDataset, loss_fn, optimizer, epochs: int, batch_size: int, device, seed: int, name: str,
+def fit(model, dataset, loss_fn, optimizer, epochs: int, batch_size: int, device, seed: int, name: str,
         checkpoint=None, fingerprint: str = ""):
     """Train ``model`` for ``epochs`` with ``loss_fn(model, batch) -> loss``; returns per-epoch mean losses.
 
@@ -155,11 +126,3 @@ def fit(model, dataset: CropDataset, loss_fn, optimizer, epochs: int, batch_size
         Path(checkpoint).unlink(missing_ok=True)
     model.eval()
     return history
-
-
-def pad_to_stride(x: torch.Tensor, stride: int):
-    """Pad (B, 3, H, W) at the bottom/right with zeros (the mean colour after normalisation) to a multiple of stride."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    return F.pad(x, (0, pw, 0, ph)), (h, w)
-

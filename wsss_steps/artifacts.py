@@ -1,4 +1,4 @@
-"""Artifacts as data: HDF5 stores with provenance, model weights in HDF5, palette PNGs.
+"""Artifacts as data: HDF5 stores with provenance and model weights in HDF5 (label PNGs: data.label_png).
 
 Every writer writes to a temporary name beside the target and renames it on success,
 so a killed job never leaves a file that looks complete.
@@ -16,7 +16,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from PIL import Image
 
 from . import __version__
 
@@ -145,53 +144,6 @@ def read_array(store, name: str) -> np.ndarray:
     return store[name][()]
 
 
-class StoreDataset(torch.utils.data.Dataset):
-    """The arrays of one HDF5 store as a map-style Dataset: item i = (name, array, attributes) of dataset ``names[i]``.
-
-    Safe with DataLoader workers: an h5py file handle must never cross a fork (HDF5 and h5py are
-    not fork-safe: a handle opened before the fork shares library state, locks and the file
-    descriptor with the parent, which can give wrong reads or hangs), so the store is opened
-    lazily, on the first item read in each process. The handle remembers the pid that opened it
-    and is reopened in a forked worker, and it is dropped when the dataset is pickled (spawn
-    workers). ``names`` defaults to the store's ``ids`` attribute, else its top-level names.
-    """
-
-    def __init__(self, path, names=None, stage: str | None = None):
-        self.path, self.stage = str(path), stage
-        with open_store(path, stage) as store:
-            if names is None:
-                names = json.loads(store.attrs["ids"]) if "ids" in store.attrs else list(store.keys())
-        self.names = list(names)
-        self._store, self._pid = None, None
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def _handle(self):
-        if self._store is None or self._pid != os.getpid():
-            self._store, self._pid = open_store(self.path, self.stage), os.getpid()
-        return self._store
-
-    def __getitem__(self, index: int):
-        name = self.names[index]
-        store = self._handle()
-        try:
-            dataset = store[name]
-        except KeyError:
-            read_array(store, name)  # raises the ArtifactError naming the file and dataset
-            raise
-        return name, dataset[()], dict(dataset.attrs)
-
-    def __getstate__(self):
-        return {**self.__dict__, "_store": None, "_pid": None}
-
-    def close(self):
-        """Close this process's handle (it is reopened on the next read)."""
-        if self._store is not None and self._pid == os.getpid():
-            self._store.close()
-        self._store, self._pid = None, None
-
-
 def write_state_dict(group, state: dict):
     """One HDF5 dataset per tensor of a state dict, under ``group``."""
     for key, tensor in state.items():
@@ -227,33 +179,3 @@ def load_weights(path, model: torch.nn.Module, stage: str | None = None, classes
         first = str(exc).splitlines()[0]
         raise ArtifactError(f"{path}: weights do not fit this model ({first}).") from None
     return attrs
-
-
-# VOC colour map: class index -> RGB, 255 -> light beige as in VOC's void.
-def voc_palette() -> list[int]:
-    """The PASCAL VOC 256-entry colour palette as a flat RGB list."""
-    palette = []
-    for index in range(256):
-        r = g = b = 0
-        c = index
-        for shift in range(8):
-            r |= ((c >> 0) & 1) << (7 - shift)
-            g |= ((c >> 1) & 1) << (7 - shift)
-            b |= ((c >> 2) & 1) << (7 - shift)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
-
-
-def save_label_png(path, labels: np.ndarray):
-    """Write a label map as an 8-bit palette PNG (VOC colours), atomically."""
-    image = Image.fromarray(labels.astype(np.uint8), mode="P")
-    image.putpalette(voc_palette())
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-
-
-def load_label_png(path) -> np.ndarray:
-    """Read a palette or grey PNG as its raw index values."""
-    with Image.open(path) as image:
-        return np.asarray(image if image.mode in ("P", "L") else image.convert("L"), dtype=np.uint8)

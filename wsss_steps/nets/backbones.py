@@ -1,16 +1,14 @@
-"""Networks: backbones (tiny, ResNet-50), the CAM classifier, AffinityNet and DeepLabV3."""
+"""Backbones: a tiny CNN for CPU tests and demos, and torchvision's ResNet-50 with a chosen output stride."""
 
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
-from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabV3
 
 
 class WeightsError(ValueError):
@@ -147,65 +145,6 @@ def backbone_from_config(backbone_cfg: dict, pretrained: bool = True) -> nn.Modu
     batch_norm = backbone_cfg.get("batch_norm") or default_batch_norm(weights)
     return make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8), weights if pretrained else None,
                          backbone_cfg.get("width", 32), batch_norm)
-
-
-class CAMNet(nn.Module):
-    """Backbone + global average pooling + bias-free 1x1 classifier; CAM M_c = w_c^T f(x, y)."""
-
-    def __init__(self, backbone: nn.Module, num_fg: int):
-        super().__init__()
-        self.backbone = backbone
-        self.classifier = nn.Conv2d(backbone.channels[-1], num_fg, 1, bias=False)
-
-    def forward(self, x):
-        feats = self.backbone(x)[-1]
-        return self.classifier(F.adaptive_avg_pool2d(feats, 1)).flatten(1)
-
-    def cam(self, x):
-        """Raw class activation maps (B, num_fg, h, w) at the backbone's stride."""
-        return self.classifier(self.backbone(x)[-1])
-
-
-class AffinityNet(nn.Module):
-    """1x1 convs (ELU, no bias) on three backbone stages, concatenated, one more 1x1 conv: the affinity features f."""
-
-    def __init__(self, backbone: nn.Module, head_channels=(64, 128, 256)):
-        super().__init__()
-        self.backbone = backbone
-        self.reduce = nn.ModuleList(nn.Conv2d(c, h, 1, bias=False) for c, h in zip(backbone.channels, head_channels))
-        total = sum(head_channels)
-        self.fuse = nn.Conv2d(total, total, 1, bias=False)
-
-    def forward(self, x):
-        feats = self.backbone(x)
-        size = feats[-1].shape[-2:]
-        parts = []
-        for conv, f in zip(self.reduce, feats):
-            if f.shape[-2:] != size:
-                f = F.adaptive_avg_pool2d(f, size)
-            parts.append(F.elu(conv(f)))
-        return F.elu(self.fuse(torch.cat(parts, dim=1)))
-
-
-class _OutDict(nn.Module):
-    """Adapts a backbone to torchvision's segmentation models, which expect {'out': features}."""
-
-    def __init__(self, backbone):
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, x):
-        return OrderedDict(out=self.backbone(x)[-1])
-
-
-def make_deeplabv3(backbone: nn.Module, num_classes: int, aspp_channels: int = 256, atrous_rates=(12, 24, 36)) -> DeepLabV3:
-    """torchvision DeepLabV3 (ASPP head) on one of our backbones."""
-    head = nn.Sequential(
-        ASPP(backbone.channels[-1], list(atrous_rates), aspp_channels),
-        nn.Conv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(aspp_channels), nn.ReLU(inplace=True),
-        nn.Conv2d(aspp_channels, num_classes, 1))
-    return DeepLabV3(_OutDict(backbone), head)
 
 
 def backbone_state(model_state: dict, prefix: str = "backbone.") -> dict:

@@ -8,7 +8,7 @@ import sys
 
 import h5py
 
-from .io import ArtifactError, open_store
+from .artifacts import ArtifactError, open_store
 
 _JSON_ATTRS = ("params", "inputs", "ids", "history")
 
@@ -39,7 +39,7 @@ def describe(path) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m wsss_steps.inspect", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m wsss_steps.inspect_artifact", description=__doc__.strip().splitlines()[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="HDF5 artifacts (.h5) made by the workflow")
     args = parser.parse_args(argv)
     status = 0

@@ -1,0 +1,91 @@
+"""The shape of the house: no stage imports another, the package installs from a wheel, the rules lint clean."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BIN, REPO, load_script
+
+
+import_graph = load_script("import_graph")
+
+
+def test_no_stage_imports_another_stage():
+    edges = import_graph.graph(REPO / "wsss_steps")
+    stages = import_graph.ENTRY_POINTS & set(edges)
+    assert {"train_classifier", "extract_cams", "random_walk", "diagnose", "evaluate"} <= stages
+    assert import_graph.stage_edges(edges) == []
+
+
+def test_the_import_check_sees_a_stage_importing_a_stage(tmp_path):
+    """The checker itself: a relative, an absolute and a nested import of a stage are all found."""
+    package = tmp_path / "wsss_steps"
+    (package / "methods").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "methods" / "__init__.py").write_text("")
+    (package / "methods" / "cam.py").write_text("X = 1\n")
+    (package / "train_classifier.py").write_text("from .methods.cam import X\n")
+    (package / "extract_cams.py").write_text("from .train_classifier import X\n")
+    (package / "random_walk.py").write_text("import wsss_steps.train_classifier\n")
+    (package / "evaluate.py").write_text("def f():\n    from wsss_steps import extract_cams\n")
+    edges = import_graph.graph(package)
+    assert import_graph.stage_edges(edges) == [("evaluate", "extract_cams"), ("extract_cams", "train_classifier"),
+                                               ("random_walk", "train_classifier")]
+    assert import_graph.depth(edges) == 4  # evaluate -> extract_cams -> train_classifier -> methods.cam
+
+
+def test_methods_read_no_files_and_parse_no_arguments():
+    for path in (REPO / "wsss_steps" / "methods").glob("*.py"):
+        text = path.read_text()
+        for word in ("argparse", "h5py", "open(", "..artifacts", "..config"):
+            assert word not in text, f"{path.name} uses {word}: methods are pure functions"
+
+
+def run(cmd, **kwargs):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800, **kwargs)  # a hang guard
+
+
+def test_a_wheel_installed_outside_the_repository_validates_the_config_and_runs_a_stage(tmp_path):
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not on PATH (the README's set-up installs it: python -m pip install uv)")
+    dist = tmp_path / "dist"
+    built = run([uv, "build", "--wheel", "--out-dir", str(dist), str(REPO)], cwd=tmp_path)
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = next(dist.glob("wsss_steps-*.whl"))
+    venv = tmp_path / "venv"
+    made = run([uv, "venv", "--python", sys.executable, str(venv)], cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-3000:]
+    python = venv / "bin" / "python"
+    env = dict(os.environ, VIRTUAL_ENV=str(venv))
+    installed = run([uv, "pip", "install", "--python", str(python), str(wheel)], cwd=tmp_path, env=env)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(REPO / "config.yaml", outside / "config.yaml")
+    check = ("import wsss_steps, wsss_steps.config as c; from pathlib import Path; "
+             "assert 'site-packages' in wsss_steps.__file__, wsss_steps.__file__; "
+             "cfg = c.load_config('config.yaml'); print(cfg['classifier']['momentum'], c.SCHEMA_PATH.is_file())")
+    proc = run([str(python), "-c", check], cwd=outside, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["0.9", "True"]
+    helped = run([str(python), "-m", "wsss_steps.random_walk", "--help"], cwd=outside, env=env)
+    assert helped.returncode == 0 and "--affinity-params" in helped.stdout, helped.stderr[-3000:]
+
+
+def test_snakemake_lint_reports_nothing():
+    proc = run([str(BIN / "snakemake"), "--lint"], cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, \
+        proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_snakefmt_check_passes():
+    snakefmt = BIN / "snakefmt"
+    if not snakefmt.exists():
+        pytest.skip("snakefmt is not installed in this environment (it is in the dev group of pyproject.toml)")
+    proc = run([str(snakefmt), "--check", "."], cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
