@@ -1,0 +1,217 @@
+"""Reading a PASCAL-VOC-layout dataset: id lists, images, masks, image-level labels."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+from PIL import Image
+
+from .label_png import load_label_png
+
+
+class DatasetError(ValueError):
+    """The dataset on disk does not match what the config says."""
+
+
+@dataclass(frozen=True)
+class VOCLayout:
+    """Where the pieces of a VOC-layout dataset live, and how its image-level labels are read.
+
+    Image-level labels come, in this order of preference, from ``labels_file`` (when set), from
+    ``annotation_dir/<id>.xml`` object names (when that folder exists), or from the mask.
+    """
+
+    root: Path
+    classes: tuple[str, ...]  # index 0 is background
+    ignore_index: int = 255
+    image_dir: str = "JPEGImages"
+    mask_dir: str = "SegmentationClass"
+    list_dir: str = "ImageSets/Segmentation"
+    annotation_dir: str = "Annotations"
+    labels_file: str | None = None
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "classes", tuple(self.classes))
+
+    @classmethod
+    def from_config(cls, dataset: dict) -> "VOCLayout":
+        optional = {key: dataset[key] for key in ("image_dir", "mask_dir", "list_dir", "annotation_dir", "labels_file")
+                    if dataset.get(key) is not None}
+        return cls(root=Path(dataset["root"]), classes=tuple(dataset["classes"]),
+                   ignore_index=int(dataset.get("ignore_index", 255)), **optional)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def list_file(self, split: str) -> Path:
+        return self.root / self.list_dir / f"{split}.txt"
+
+    def image_path(self, image_id: str) -> Path:
+        return self.root / self.image_dir / f"{image_id}.jpg"
+
+    def mask_path(self, image_id: str) -> Path:
+        return self.root / self.mask_dir / f"{image_id}.png"
+
+    def annotation_path(self, image_id: str) -> Path:
+        return self.root / self.annotation_dir / f"{image_id}.xml"
+
+    def has_mask(self, image_id: str) -> bool:
+        return self.mask_path(image_id).is_file()
+
+    def check_folders(self, need_masks: bool = False):
+        """Fail with one sentence naming the first missing piece: root, image folder, list folder (mask folder)."""
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: dataset root not found (dataset.root in the config).")
+        needed = [self.image_dir, self.list_dir] + ([self.mask_dir] if need_masks else [])
+        for sub in needed:
+            if not (self.root / sub).is_dir():
+                raise DatasetError(f"{self.root / sub}: folder not found under the dataset root.")
+        if self.labels_file is not None and not self._labels_path().is_file():
+            raise DatasetError(f"{self._labels_path()}: labels file not found (dataset.labels_file).")
+
+    def ids(self, split: str) -> list[str]:
+        path = self.list_file(split)
+        if not path.is_file():
+            raise DatasetError(f"{path}: split list not found (dataset root {self.root}).")
+        ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+        if not ids:
+            raise DatasetError(f"{path}: the split list is empty.")
+        return ids
+
+    def image(self, image_id: str) -> np.ndarray:
+        """RGB uint8 (H, W, 3)."""
+        path = self.image_path(image_id)
+        if not path.is_file():
+            raise DatasetError(f"{path}: image listed in a split file is missing.")
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+    def image_size(self, image_id: str) -> tuple[int, int]:
+        """(H, W) from the image header, without decoding the pixels."""
+        path = self.image_path(image_id)
+        if not path.is_file():
+            raise DatasetError(f"{path}: image listed in a split file is missing.")
+        with Image.open(path) as image:
+            return image.height, image.width
+
+    def mask(self, image_id: str) -> np.ndarray:
+        """Class-index mask (H, W) uint8 with ``ignore_index`` on void pixels."""
+        path = self.mask_path(image_id)
+        if not path.is_file():
+            raise DatasetError(f"{path}: segmentation mask is missing.")
+        return load_label_png(path)
+
+    def check_mask(self, image_id: str) -> np.ndarray:
+        """The mask, checked: same size as its image, every value a class index or the ignore index."""
+        mask = self.mask(image_id)
+        height, width = self.image_size(image_id)
+        if mask.shape != (height, width):
+            raise DatasetError(f"{self.mask_path(image_id)}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but its "
+                               f"image {self.image_path(image_id)} is {width}x{height}.")
+        bad = [int(v) for v in np.unique(mask) if v != self.ignore_index and v >= self.num_classes]
+        if bad:
+            raise DatasetError(f"{self.mask_path(image_id)}: mask value {bad[0]} is neither a class index "
+                               f"(0-{self.num_classes - 1}) nor the ignore index {self.ignore_index}.")
+        return mask
+
+    def _labels_path(self) -> Path:
+        path = Path(self.labels_file)
+        return path if path.is_absolute() else self.root / path
+
+    def _class_index(self, name: str, source) -> int:
+        if name not in self.classes:
+            raise DatasetError(f"{source}: unknown class name '{name}'; the config lists {list(self.classes)}.")
+        return self.classes.index(name)
+
+    def _labels_file_table(self) -> dict[str, list[int]]:
+        """id -> classes from ``labels_file``: JSON {id: [names or indices]} or text lines 'id name name ...'."""
+        if "labels_file" not in self._cache:
+            path = self._labels_path()
+            if not path.is_file():
+                raise DatasetError(f"{path}: labels file not found (dataset.labels_file).")
+            if path.suffix == ".json":
+                raw = json.loads(path.read_text())
+            else:
+                raw = {parts[0]: parts[1:] for parts in (line.split() for line in path.read_text().splitlines()) if parts}
+            table = {}
+            for image_id, names in raw.items():
+                table[image_id] = sorted({n if isinstance(n, int) else self._class_index(n, path) for n in names} - {0})
+                bad = [c for c in table[image_id] if not 0 < c < self.num_classes]
+                if bad:
+                    raise DatasetError(f"{path}: image {image_id} has class index {bad[0]}, outside 1-{self.num_classes - 1}.")
+            self._cache["labels_file"] = table
+        return self._cache["labels_file"]
+
+    def labels_from_xml(self, image_id: str) -> list[int]:
+        """Foreground classes named by the ``<object><name>`` entries of the image's VOC annotation."""
+        path = self.annotation_path(image_id)
+        try:
+            names = [obj.findtext("name", "").strip() for obj in ElementTree.parse(path).getroot().iter("object")]
+        except ElementTree.ParseError as exc:
+            raise DatasetError(f"{path}: not a readable annotation XML ({exc}).") from None
+        return sorted({self._class_index(name, path) for name in names} - {0})
+
+    def labels_from_mask(self, image_id: str) -> list[int]:
+        """Foreground classes present in the image's mask (0 and the ignore index excluded)."""
+        return [int(v) for v in np.unique(self.check_mask(image_id)) if 0 < v < self.num_classes]
+
+    def label_source(self) -> str:
+        """Where image-level labels come from: 'labels_file', 'annotations' or 'masks'."""
+        if self.labels_file is not None:
+            return "labels_file"
+        return "annotations" if (self.root / self.annotation_dir).is_dir() else "masks"
+
+    def image_labels(self, image_id: str) -> list[int]:
+        """Foreground class indices present in the image, sorted, from the preferred label source."""
+        source = self.label_source()
+        if source == "labels_file":
+            table = self._labels_file_table()
+            if image_id not in table:
+                raise DatasetError(f"{self._labels_path()}: has no labels for image {image_id}.")
+            return table[image_id]
+        if source == "annotations" and self.annotation_path(image_id).is_file():
+            return self.labels_from_xml(image_id)
+        if not self.has_mask(image_id):
+            raise DatasetError(f"{self.annotation_path(image_id)}: no annotation and no mask "
+                               f"({self.mask_path(image_id)}) to read the image-level labels of {image_id} from.")
+        return self.labels_from_mask(image_id)
+
+    def label_table(self, split: str) -> dict[str, list[int]]:
+        """image id -> present foreground classes, for every image of a split, each image checked to exist."""
+        table = {}
+        for image_id in self.ids(split):
+            if not self.image_path(image_id).is_file():
+                raise DatasetError(f"{self.image_path(image_id)}: image listed in {self.list_file(split)} is missing.")
+            table[image_id] = self.image_labels(image_id)
+        return table
+
+    def check(self, label_splits, mask_splits) -> dict:
+        """Check everything a run will read, before any work: folders, list files, images, labels, and masks.
+
+        Every image of ``label_splits`` needs an image and image-level labels; every image of
+        ``mask_splits`` that has a mask gets it checked against its image. Raises DatasetError naming
+        the first bad file; returns counts per split.
+        """
+        self.check_folders()
+        report = {}
+        for split in dict.fromkeys(label_splits):
+            table = self.label_table(split)
+            report[split] = {"images": len(table), "with_foreground": sum(bool(v) for v in table.values())}
+        for split in dict.fromkeys(mask_splits):
+            ids = self.ids(split)
+            report.setdefault(split, {"images": len(ids)})["with_mask"] = len(self.scored_ids(ids))
+        return report
+
+    def scored_ids(self, ids) -> list[str]:
+        """The ids that have a mask to be scored against, each mask checked against its image."""
+        scored = [i for i in ids if self.has_mask(i)]
+        for image_id in scored:
+            self.check_mask(image_id)
+        return scored
