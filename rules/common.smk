@@ -80,6 +80,17 @@ else:
     for _split in dict.fromkeys([TRAIN, VAL, SCORE]):
         _layout.ids(_split)
 
+# device: cuda where PyTorch sees no GPU stops at planning when the jobs run on this machine (a cluster's
+# login node may have no GPU while the nodes the jobs go to do).
+if config["device"] == "cuda" and workflow.local_exec and not workflow.remote_exec:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "config key 'device': cuda, but PyTorch sees no CUDA device on this machine (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}); set device: auto or cpu."
+        )
+
 # The device is not a hyperparameter: switching between CPU and GPU must not rerun stages,
 # so it reaches the jobs through the environment instead of params.
 os.environ.update(WSSS_DEVICE=config["device"])

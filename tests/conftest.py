@@ -48,6 +48,16 @@ def load_script(name: str):
     return module
 
 
+def arrays(path) -> dict:
+    """Every dataset of an HDF5 file (artifact or weights) as {name: array}."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as store:
+        store.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
 def planned_jobs(output: str) -> dict:
     """The 'Job stats' table of a dry run as {rule: count}."""
     jobs, inside = {}, False

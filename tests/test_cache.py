@@ -2,22 +2,13 @@
 
 import os
 
-import h5py
-
-from conftest import snakemake, write_config
+from conftest import arrays, snakemake, write_config
 
 ARRAY_ARTIFACTS = ["cams_train.h5", "affinity_labels_train.h5", "pseudo_labels_train.h5",
                    "classifier.weights.h5", "affinity.weights.h5", "segmentation.weights.h5",
                    "segmentation_predictions.h5"]
 CACHED = ["train_classifier", "extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
           "train_segmentation"]
-
-
-def _arrays(path):
-    out = {}
-    with h5py.File(path, "r") as store:
-        store.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def _cached_run(workdir, cache, **kwargs):
@@ -43,7 +34,7 @@ def test_two_runs_identical_arrays_and_the_second_workdir_recomputes_nothing_cac
     # determinism: a second run of the same config gives the same arrays, byte for byte
     reference = tiny_run[0] / "results" / "tiny"
     for name in ARRAY_ARTIFACTS:
-        a, b = _arrays(reference / name), _arrays(first / "results" / "tiny" / name)
+        a, b = arrays(reference / name), arrays(first / "results" / "tiny" / name)
         assert a.keys() == b.keys(), name
         for key in a:
             assert a[key].dtype == b[key].dtype and a[key].tobytes() == b[key].tobytes(), f"{name}:{key}"

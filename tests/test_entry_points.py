@@ -10,12 +10,11 @@ import shutil
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 import yaml
 
-from conftest import TINY, planned_jobs, snakemake
+from conftest import TINY, arrays, planned_jobs, snakemake
 
 CONFIG = yaml.safe_load(TINY.read_text())
 DATASET = json.dumps({k: v for k, v in CONFIG["dataset"].items() if k not in ("generate", "score_split")})
@@ -55,13 +54,6 @@ def stage_command(stage: str, results, out) -> list[str]:
                      "--examples", out / "examples.png"],
     }[stage]
     return [sys.executable, "-m", f"wsss_steps.{stage}", *common, *map(str, args)]
-
-
-def arrays(path) -> dict:
-    out = {}
-    with h5py.File(path, "r") as store:
-        store.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def run(cmd, cwd):

@@ -63,6 +63,19 @@ def test_a_run_folder_belongs_to_one_dataset(tmp_path):
         check_run_matches(str(results), {"root": "data/two"})
 
 
+def test_one_dataset_root_however_it_is_written(tmp_path, monkeypatch):
+    """Regression: a root written with a trailing '/' refused every later run of the same config."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "one").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "data" / "one")
+    results = tmp_path / "results" / "run"
+    results.mkdir(parents=True)
+    with h5py.File(results / "classifier.weights.h5", "w") as store:
+        store.attrs["dataset_root"] = "data/one"  # what the stages store: the normalised path
+    for spelling in ("data/one/", "./data/one", str(tmp_path / "data" / "one") + "/", "link", "link/"):
+        check_run_matches(str(results), {"root": spelling})
+
+
 def test_pretrained_resnet50_keeps_imagenet_batch_norm_through_training(tmp_path):
     """Regression: small-batch training overwrote ImageNet BatchNorm statistics, which ruined CAMs on real photos."""
     reference = torchvision.models.resnet50(weights=None)

@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import h5py
@@ -88,8 +87,8 @@ def test_stages_run_with_the_interpreter_that_runs_snakemake(tiny_run, tmp_path)
     assert "No module named" not in proc.stdout
     env = not_activated_env()
     assert all(Path(p).resolve() != BIN.resolve() for p in env["PATH"].split(os.pathsep) if p)
-    other = shutil.which("python3", path=env["PATH"])
-    assert other is None or Path(other).resolve() != Path(sys.executable).resolve(), other
+    other = shutil.which("python3", path=env["PATH"])  # what a bare `python3` would have run: not the project's
+    assert other is None or Path(other).parent.resolve() != BIN.resolve(), other
 
 
 def test_tiny_config_is_the_documented_schema():
@@ -108,3 +107,11 @@ def test_forcing_one_artifact_plans_its_job_alone(tiny_run):
     workdir, _ = tiny_run
     proc = snakemake(workdir, "-n", "--cores", "2", "-f", "results/tiny/affinity.weights.h5")
     assert planned_jobs(proc.stdout) == {"train_affinity": 1}
+
+
+def test_device_cuda_without_a_gpu_stops_at_planning(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    config = write_config(tmp_path / "cuda.yaml", device="cuda")
+    proc = snakemake(tmp_path, "-n", "--cores", "2", configfiles=(config,), check=False)
+    assert proc.returncode != 0 and "config key 'device': cuda, but PyTorch sees no CUDA device" in proc.stdout
+    assert planned_jobs(proc.stdout) == {}

@@ -99,11 +99,20 @@ def check_classes(path, attrs, classes, remedy: str, verb: str = "made") -> None
 
 def check_made_for(path, attrs, layout) -> None:
     """Refuse an artifact made for another class list or dataset root than ``layout``'s, naming both."""
-    check_classes(path, attrs, layout.classes, "rerun the stage that makes it")
+    check_classes(path, attrs, layout.classes, rebuild_hint(attrs.get("stage")))
     made_root = attrs.get("dataset_root")
     if made_root is not None and Path(str(made_root)).resolve() != Path(layout.root).resolve():
         raise ArtifactError(f"{path}: was made from the dataset at {made_root} but the config points at "
-                            f"{layout.root}; rerun the stage that makes it.")
+                            f"{layout.root}; {rebuild_hint(attrs.get('stage'))}.")
+
+
+RULE_OF_STAGE = {"predict_segmentation": "train_segmentation"}  # stages written by a rule of another name
+
+
+def rebuild_hint(stage: str | None) -> str:
+    """What rebuilds an artifact and everything made from it, as a command the user can run as it stands."""
+    rule = RULE_OF_STAGE.get(stage, stage) if stage else "<the rule that makes it>"
+    return f"rebuild it and what is made from it with `snakemake --forcerun {rule}` (plus your usual options)"
 
 
 def open_store(path, stage: str | None = None, layout=None):
@@ -114,11 +123,11 @@ def open_store(path, stage: str | None = None, layout=None):
     """
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"{path}: file not found; run the stage that makes it first.")
+        raise ArtifactError(f"{path}: file not found; {rebuild_hint(stage)}.")
     try:
         store = h5py.File(path, "r")
     except OSError as exc:
-        raise ArtifactError(f"{path}: not a readable HDF5 file ({exc}); delete it and rerun the stage that makes it.") from None
+        raise ArtifactError(f"{path}: not a readable HDF5 file ({exc}); {rebuild_hint(stage)}.") from None
     try:
         if stage is not None and store.attrs.get("stage") != stage:
             found = store.attrs.get("stage", "nothing")

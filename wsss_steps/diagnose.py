@@ -23,7 +23,7 @@ from .methods.affinitynet import full_offsets, neighbour_affinity
 from .methods.random_walk import check_walk_stride, features_at_stride, scores_at_stride, walk_labels
 from .metrics import confusion_matrix, mean_iou
 from .nets.affinity import build_affinity_net
-from .runtime import base_parser, start
+from .runtime import base_parser, run_stage, start
 
 
 def affinity_by_region(affinity: np.ndarray, labels: np.ndarray, radius: int, ignore: int = 255) -> dict:
@@ -123,4 +123,4 @@ def _show(value) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

@@ -20,7 +20,7 @@ from .data.label_png import voc_palette
 from .methods.cam import cam_labels
 from .metrics import confusion_matrix, iou_per_class, mean_iou
 from .log import progress, setup_logging
-from .runtime import base_parser
+from .runtime import base_parser, run_stage
 
 STAGE = "evaluate"
 
@@ -189,4 +189,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

@@ -14,7 +14,7 @@ from .data.transforms import to_tensor
 from .log import progress
 from .methods.cam import multiscale_cam
 from .nets.classifier import CAMNet, build_classifier
-from .runtime import base_parser, start
+from .runtime import base_parser, run_stage, start
 
 STAGE = "extract_cams"
 
@@ -50,4 +50,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import resource
 import sys
@@ -25,17 +24,19 @@ def usage_line(started: float) -> str:
     return line
 
 
-def _log_usage():
-    logging.getLogger("wsss_steps").info("%s", usage_line(_STARTED[0]))
+def log_usage():
+    """Log the stage's time and peak memory, once (runtime.run_stage calls it as the stage ends)."""
+    if _STARTED and not _STARTED[1:]:
+        _STARTED.append(True)
+        logging.getLogger("wsss_steps").info("%s", usage_line(_STARTED[0]))
 
 
 def setup_logging(path=None) -> logging.Logger:
-    """Log to stderr and, when ``path`` is given, to that file too; the last line of a run gives time and peak memory."""
+    """Log to stderr and, when ``path`` is given, to that file too; a stage's log ends with its time and peak memory."""
     main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if not _STARTED and main_spec is not None and main_spec.name.startswith("wsss_steps."):
-        # a stage run as `python -m wsss_steps.<stage>`: its last log line, written when the process exits
+        # a stage run as `python -m wsss_steps.<stage>`: run_stage writes the time and memory line at its end
         _STARTED.append(time.time())
-        atexit.register(_log_usage)
     logger = logging.getLogger("wsss_steps")
     logger.setLevel(logging.INFO)
     logger.handlers.clear()

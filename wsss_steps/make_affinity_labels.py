@@ -15,7 +15,7 @@ from .data import VOCLayout
 from .log import progress, setup_logging
 from .methods.affinitynet import affinity_labels
 from .methods.crf import dense_crf
-from .runtime import base_parser
+from .runtime import base_parser, run_stage
 
 STAGE = "make_affinity_labels"
 
@@ -63,4 +63,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

@@ -11,6 +11,7 @@ import sys
 from .config import load_params
 from .data.synthetic import NotOurs, generate, refuse_foreign_root
 from .log import setup_logging
+from .runtime import run_stage
 
 
 def main(argv=None):
@@ -36,4 +37,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

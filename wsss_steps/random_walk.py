@@ -15,7 +15,7 @@ from .data.transforms import to_tensor
 from .log import progress
 from .methods.random_walk import check_walk_stride, refine
 from .nets.affinity import build_affinity_net
-from .runtime import base_parser, start
+from .runtime import base_parser, run_stage, start
 
 STAGE = "random_walk"
 
@@ -58,4 +58,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

@@ -9,6 +9,11 @@ import h5py
 from .config import ConfigError
 
 
+def same_folder(a: str, b: str) -> bool:
+    """Whether two spellings of a folder name the same place (trailing '/', './', symlinks, relative or absolute)."""
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def check_run_matches(results: str, dataset: dict):
     """Fail if ``results`` already holds a classifier trained on another dataset root."""
     weights = Path(results) / "classifier.weights.h5"
@@ -19,6 +24,6 @@ def check_run_matches(results: str, dataset: dict):
             root = store.attrs.get("dataset_root")
     except OSError:
         return  # an unreadable file is reported by the stage that reads it
-    if root is not None and str(root) != str(dataset["root"]):
+    if root is not None and not same_folder(str(root), str(dataset["root"])):
         raise ConfigError(f"config key 'run_name': {results} holds a run on dataset root '{root}', not "
                           f"'{dataset['root']}'; choose another run_name so the runs do not overwrite each other.")

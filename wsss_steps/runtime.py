@@ -43,10 +43,14 @@ class InjectedFault(RuntimeError):
 
 
 def fault_point(name: str):
-    """Fault injection for tests: SIGKILL this process at ``name`` if $WSSS_FAULT_KILL_AT names it, fail if $WSSS_FAULT_FAIL_AT does."""
+    """Fault injection for tests: at ``name``, SIGKILL this process if $WSSS_FAULT_KILL_AT names it, stop it (SIGSTOP,
+    for the test to kill what it likes) if $WSSS_FAULT_STOP_AT does, fail if $WSSS_FAULT_FAIL_AT does."""
     if os.environ.get("WSSS_FAULT_KILL_AT") == name:
         log.info("fault injection: killing this process at '%s'", name)
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("WSSS_FAULT_STOP_AT") == name:
+        log.info("fault injection: stopping this process at '%s'", name)
+        os.kill(os.getpid(), signal.SIGSTOP)
     if os.environ.get("WSSS_FAULT_FAIL_AT") == name:
         raise InjectedFault(f"fault injection: failing at '{name}'")
 
@@ -92,3 +96,31 @@ def start(parser: argparse.ArgumentParser, argv=None):
         logger.error("%s", exc)
         raise SystemExit(1) from None
     return args, logger, device, VOCLayout.from_config(load_params(args.dataset))
+
+
+def user_error_types() -> tuple:
+    """The errors that name a file or key and what to do: shown as one line, without a traceback."""
+    from .artifacts import ArtifactError
+    from .config import ConfigError
+    from .data import DatasetError
+    from .data.synthetic import NotOurs
+    from .nets.backbones import WeightsError
+
+    return ArtifactError, ConfigError, DatasetError, DeviceError, NotOurs, WeightsError
+
+
+def run_stage(main, argv=None) -> int:
+    """Run a stage's ``main`` for ``python -m wsss_steps.<stage>``: its log ends with the stage's time and peak memory,
+    and an error the user can act on ends it with one line ``ERROR <file or key>: <what>; <what to do>``."""
+    from .log import log_usage
+
+    try:
+        code = main(argv)
+    except Exception as exc:
+        log_usage()
+        if isinstance(exc, user_error_types()):
+            log.error("%s", exc)
+            return 1
+        raise
+    log_usage()
+    return code or 0

@@ -10,8 +10,8 @@ from .data.loader import CropDataset
 from .methods.affinitynet import affinity_loss_fn
 from .nets.affinity import build_affinity_net
 from .nets.classifier import load_classifier_backbone
-from .runtime import base_parser, seed_everything, start
-from .training import fit, make_optimizer, run_fingerprint
+from .runtime import base_parser, run_stage, seed_everything, start
+from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_affinity"
 
@@ -40,8 +40,9 @@ def main(argv=None):
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
     save_weights(args.out, model.cpu(), attrs)
+    discard_checkpoint(args.checkpoint)
     log.info("wrote %s (final loss %.4f)", args.out, history[-1])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

@@ -11,8 +11,8 @@ from .config import load_params
 from .data import VOCLayout
 from .data.loader import CropDataset
 from .nets.classifier import build_classifier
-from .runtime import base_parser, seed_everything, start
-from .training import fit, make_optimizer, run_fingerprint
+from .runtime import base_parser, run_stage, seed_everything, start
+from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_classifier"
 
@@ -53,8 +53,9 @@ def main(argv=None):
                        [layout.list_file(args.split)])
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
     save_weights(args.out, model, attrs)
+    discard_checkpoint(args.checkpoint)
     log.info("wrote %s (final loss %.4f)", args.out, history[-1])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

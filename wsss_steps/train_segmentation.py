@@ -14,8 +14,8 @@ from .data.transforms import to_tensor
 from .log import progress
 from .nets.classifier import load_classifier_backbone
 from .nets.segmentation import build_segmentation_net, predict
-from .runtime import base_parser, seed_everything, start
-from .training import fit, make_optimizer, run_fingerprint
+from .runtime import base_parser, fault_point, run_stage, seed_everything, start
+from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_segmentation"
 
@@ -51,6 +51,7 @@ def main(argv=None):
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
     save_weights(args.out, model.cpu(), attrs)
     model.to(device).eval()
+    fault_point("segmentation predict")
     attrs = provenance("predict_segmentation", {"splits": args.predict_splits}, args.seed, [args.out])
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root))
     with write_store(args.predictions, attrs) as store:
@@ -60,8 +61,9 @@ def main(argv=None):
             group.attrs["ids"] = json.dumps(split_ids)
             for image_id in progress(split_ids, desc=f"predict {split}"):
                 put_array(group, image_id, predict(model, to_tensor(layout.image(image_id)).to(device)))
+    discard_checkpoint(args.checkpoint)  # only now: a failed prediction step keeps the trained weights
     log.info("wrote %s and predictions for %s to %s", args.out, ", ".join(args.predict_splits), args.predictions)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

@@ -87,9 +87,11 @@ def fit(model, dataset, loss_fn, optimizer, epochs: int, batch_size: int, device
         checkpoint=None, fingerprint: str = ""):
     """Train ``model`` for ``epochs`` with ``loss_fn(model, batch) -> loss``; returns per-epoch mean losses.
 
-    With ``checkpoint`` (a path outside the stage's outputs), the state is saved after every epoch and
-    a run killed mid-training continues from the last saved epoch, ending with the same weights as an
-    uninterrupted run; the checkpoint is deleted once training finishes.
+    With ``checkpoint`` (a path outside the stage's outputs), the state is saved after every epoch, the
+    last one included: a run killed mid-training continues from the last saved epoch, ending with the same
+    weights as an uninterrupted run, and a stage that fails after training (predicting, writing) finds the
+    trained weights there on its rerun. The stage deletes it with ``discard_checkpoint`` once every output
+    is written.
     """
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
@@ -101,6 +103,8 @@ def fit(model, dataset, loss_fn, optimizer, epochs: int, batch_size: int, device
         resumed = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint)
         if resumed is not None:
             first, step, history = resumed
+            if first >= epochs:
+                log.info("%s: training had finished (%d epochs); going on from the trained weights", name, first)
     for epoch in range(first, epochs):
         dataset.epoch = epoch
         losses, start = [], time.time()
@@ -119,10 +123,14 @@ def fit(model, dataset, loss_fn, optimizer, epochs: int, batch_size: int, device
             step += 1
         history.append(float(np.mean(losses)))
         log.info("%s epoch %d/%d loss %.4f (%.1f s)", name, epoch + 1, epochs, history[-1], time.time() - start)
-        if checkpoint is not None and epoch + 1 < epochs:
+        if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer, generator, epoch + 1, step, history, fingerprint)
         fault_point(f"{name} epoch {epoch + 1}")
-    if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)
     model.eval()
     return history
+
+
+def discard_checkpoint(checkpoint):
+    """Delete a training stage's checkpoint: call it last, once every output of the stage is written."""
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)

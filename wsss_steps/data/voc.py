@@ -17,6 +17,12 @@ class DatasetError(ValueError):
     """The dataset on disk does not match what the config says."""
 
 
+def unreadable(path, what: str, exc: Exception) -> DatasetError:
+    """The error for a file that cannot be decoded, naming it, the reason and the fix."""
+    return DatasetError(f"{path}: the {what} cannot be read ({exc}); replace the file or take its id out of the "
+                        f"split lists.")
+
+
 @dataclass(frozen=True)
 class VOCLayout:
     """Where the pieces of a VOC-layout dataset live, and how its image-level labels are read.
@@ -80,7 +86,22 @@ class VOCLayout:
         path = self.list_file(split)
         if not path.is_file():
             raise DatasetError(f"{path}: split list not found (dataset root {self.root}).")
-        ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+        ids, seen = [], {}
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            image_id = line.strip()
+            if not image_id:
+                continue
+            if len(image_id.split()) > 1:
+                raise DatasetError(f"{path}, line {number}: '{image_id}' is not one image id (one id per line, "
+                                   f"without spaces); fix the list.")
+            if "/" in image_id or "\\" in image_id or image_id.startswith("."):
+                raise DatasetError(f"{path}, line {number}: '{image_id}' names a file outside {self.image_dir}; "
+                                   f"list plain ids (file names without folder and extension).")
+            if image_id in seen:
+                raise DatasetError(f"{path}, line {number}: id '{image_id}' is listed twice (first on line "
+                                   f"{seen[image_id]}); remove the repeat.")
+            seen[image_id] = number
+            ids.append(image_id)
         if not ids:
             raise DatasetError(f"{path}: the split list is empty.")
         return ids
@@ -90,23 +111,44 @@ class VOCLayout:
         path = self.image_path(image_id)
         if not path.is_file():
             raise DatasetError(f"{path}: image listed in a split file is missing.")
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        try:
+            with Image.open(path) as image:
+                return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise unreadable(path, "image", exc) from None
 
     def image_size(self, image_id: str) -> tuple[int, int]:
         """(H, W) from the image header, without decoding the pixels."""
         path = self.image_path(image_id)
         if not path.is_file():
             raise DatasetError(f"{path}: image listed in a split file is missing.")
-        with Image.open(path) as image:
-            return image.height, image.width
+        try:
+            with Image.open(path) as image:
+                return image.height, image.width
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise unreadable(path, "image", exc) from None
+
+    def check_image(self, image_id: str):
+        """Decode the whole image (JPEGs at 1/8 scale, which still reads every byte), naming it if it is broken."""
+        path = self.image_path(image_id)
+        if not path.is_file():
+            raise DatasetError(f"{path}: image listed in a split file is missing.")
+        try:
+            with Image.open(path) as image:
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+                image.load()
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise unreadable(path, "image", exc) from None
 
     def mask(self, image_id: str) -> np.ndarray:
         """Class-index mask (H, W) uint8 with ``ignore_index`` on void pixels."""
         path = self.mask_path(image_id)
         if not path.is_file():
             raise DatasetError(f"{path}: segmentation mask is missing.")
-        return load_label_png(path)
+        try:
+            return load_label_png(path)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise unreadable(path, "mask", exc) from None
 
     def check_mask(self, image_id: str) -> np.ndarray:
         """The mask, checked: same size as its image, every value a class index or the ignore index."""
@@ -207,6 +249,9 @@ class VOCLayout:
         for split in dict.fromkeys(mask_splits):
             ids = self.ids(split)
             report.setdefault(split, {"images": len(ids)})["with_mask"] = len(self.scored_ids(ids))
+        for image_id in dict.fromkeys(i for split in dict.fromkeys([*label_splits, *mask_splits])
+                                      for i in self.ids(split)):
+            self.check_image(image_id)  # a truncated or broken image is named here, not deep inside training
         return report
 
     def scored_ids(self, ids) -> list[str]:

@@ -1,0 +1,115 @@
+"""Faults: nothing finished is thrown away, and the README's words after a stop finish the run.
+
+Each case runs the tiny workflow in a fresh folder, injects a fault (environment variables read by
+wsss_steps.runtime.fault_point), follows the README's "Resuming" steps literally and checks that the
+run ends with exactly the figures and arrays of the uninterrupted tiny run, having redone only what
+the fault interrupted.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from conftest import BIN, REPO, TINY, arrays, snakemake
+from wsss_steps.artifacts import ArtifactError, open_store
+
+HANG_GUARD_S = 1200
+
+
+def assert_same_run(workdir, reference):
+    ours, theirs = workdir / "results" / "tiny", reference / "results" / "tiny"
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (ours, theirs))
+    for key in ("cam", "rw", "seg"):
+        assert a[key] == b[key], key
+    for name in ("classifier.weights.h5", "affinity.weights.h5", "segmentation.weights.h5",
+                 "segmentation_predictions.h5", "pseudo_labels_train.h5"):
+        x, y = arrays(ours / name), arrays(theirs / name)
+        assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x), name
+    assert not list((ours / "checkpoints").glob("*.h5")), "a checkpoint was left behind"
+    assert not [p for p in ours.rglob("*") if ".tmp" in p.name], "a temporary file was left behind"
+
+
+def run_with_fault(workdir, monkeypatch, **fault):
+    """The tiny workflow in ``workdir`` with a fault-injection variable set for its jobs; it is expected to fail."""
+    with monkeypatch.context() as patch:
+        for key, value in fault.items():
+            patch.setenv(key, value)
+        proc = snakemake(workdir, "--cores", "2", check=False)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    return proc
+
+
+def test_failure_after_training_keeps_the_trained_weights(tiny_run, tmp_path, monkeypatch):
+    reference, _ = tiny_run
+    failed = run_with_fault(tmp_path, monkeypatch, WSSS_FAULT_FAIL_AT="segmentation predict")
+    assert "fault injection: failing at 'segmentation predict'" in failed.stdout
+    checkpoint = tmp_path / "results" / "tiny" / "checkpoints" / "train_segmentation.h5"
+    assert checkpoint.is_file(), "the trained weights were thrown away with the failed job"
+    again = snakemake(tmp_path, "--cores", "2")
+    log = (tmp_path / "results" / "tiny" / "logs" / "train_segmentation.log").read_text()
+    assert "training had finished (1 epochs); going on from the trained weights" in log
+    assert "segmentation epoch 1/1 loss" not in log  # not trained again
+    assert "train_segmentation" in again.stdout and "train_affinity" not in again.stdout.split("Job stats")[-1]
+    assert_same_run(tmp_path, reference)
+
+
+def stopped_log_line(log_path, name):
+    return log_path.is_file() and f"fault injection: stopping this process at '{name}'" in log_path.read_text()
+
+
+@pytest.mark.parametrize("rule, point", [("train_classifier", "classifier epoch 1"),
+                                         ("train_affinity", "affinity epoch 1"),
+                                         ("train_segmentation", "segmentation epoch 1")])
+def test_sigkill_of_the_whole_workflow_then_the_readme_steps_finish_the_run(tiny_run, tmp_path, rule, point):
+    """SIGKILL of Snakemake's whole process group while a training stage runs, as a power loss would stop it."""
+    reference, _ = tiny_run
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(TINY),
+           "--cores", "2"]
+    env = dict(os.environ, WSSS_FAULT_STOP_AT=point)
+    job = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    log_path = tmp_path / "results" / "tiny" / "logs" / f"{rule}.log"
+    deadline = time.monotonic() + HANG_GUARD_S
+    try:
+        while not stopped_log_line(log_path, point):
+            assert job.poll() is None, f"the workflow ended before {rule} reached '{point}'"
+            assert time.monotonic() < deadline, f"{rule} never reached '{point}'"
+            time.sleep(0.2)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    # The README: the same command stops on the lock; the same command with --unlock; the same command.
+    locked = snakemake(tmp_path, "--cores", "2", check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout
+    snakemake(tmp_path, "--cores", "2", "--unlock")
+    snakemake(tmp_path, "--cores", "2")
+    log = log_path.read_text()
+    assert "after epoch 1" in log, log[-2000:]  # resumed from the checkpoint, not from scratch
+    assert_same_run(tmp_path, reference)
+
+
+def test_a_killed_job_is_rerun_by_the_same_command(tiny_run, tmp_path, monkeypatch):
+    """SIGKILL of one stage process (an out-of-memory kill): Snakemake stops; the same command finishes the run."""
+    reference, _ = tiny_run
+    run_with_fault(tmp_path, monkeypatch, WSSS_FAULT_KILL_AT="affinity epoch 1")
+    snakemake(tmp_path, "--cores", "2")
+    assert "after epoch 1" in (tmp_path / "results" / "tiny" / "logs" / "train_affinity.log").read_text()
+    assert_same_run(tmp_path, reference)
+
+
+def test_a_broken_artifact_is_rebuilt_by_the_command_its_error_names(tiny_run, tmp_path):
+    reference, _ = tiny_run
+    snakemake(tmp_path, "--cores", "2")
+    cams = tmp_path / "results" / "tiny" / "cams_train.h5"
+    data = cams.read_bytes()
+    cams.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ArtifactError, match="not a readable HDF5 file") as error:
+        open_store(cams, "extract_cams")  # what every stage that reads the CAMs does
+    assert "`snakemake --forcerun extract_cams`" in str(error.value)
+    snakemake(tmp_path, "--cores", "2", "--forcerun", "extract_cams")
+    assert_same_run(tmp_path, reference)
