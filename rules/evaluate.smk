@@ -64,3 +64,23 @@ rule diagnose:
             " --random-walk-params {params.walk} --cams {input.cams} --affinity {input.affinity}"
             " --limit {params.images} --threads {threads} --out {output.report}",
         )
+
+
+# Not part of `all`: `snakemake verify` checks every HDF5 artifact of the run against the checksums
+# recorded when it was written (even when its modification time did not change) and names, for a
+# broken one, the `snakemake --forcerun <rule>` that rebuilds it and what is made from it.
+rule verify:
+    input:
+        rules.train_classifier.output.weights,
+        rules.extract_cams.output.cams,
+        rules.make_affinity_labels.output.labels,
+        rules.train_affinity.output.weights,
+        rules.random_walk.output.labels,
+        rules.train_segmentation.output.weights,
+        rules.train_segmentation.output.predictions,
+    log:
+        log_of("verify"),
+    conda:
+        ENV
+    shell:
+        "python3 -m wsss_steps.inspect_artifact --verify {input} 2>&1 | tee {log}"

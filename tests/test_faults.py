@@ -8,15 +8,17 @@ the fault interrupted.
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import time
 
+import h5py
 import numpy as np
 import pytest
 
 from conftest import BIN, REPO, TINY, arrays, snakemake
-from wsss_steps.artifacts import ArtifactError, open_store
 
 HANG_GUARD_S = 1200
 
@@ -102,14 +104,56 @@ def test_a_killed_job_is_rerun_by_the_same_command(tiny_run, tmp_path, monkeypat
     assert_same_run(tmp_path, reference)
 
 
-def test_a_broken_artifact_is_rebuilt_by_the_command_its_error_names(tiny_run, tmp_path):
+ARTIFACTS = {"classifier.weights.h5": "train_classifier", "cams_train.h5": "extract_cams",
+             "affinity_labels_train.h5": "make_affinity_labels", "affinity.weights.h5": "train_affinity",
+             "pseudo_labels_train.h5": "random_walk", "segmentation.weights.h5": "train_segmentation",
+             "segmentation_predictions.h5": "train_segmentation"}
+
+
+@pytest.fixture
+def finished_run(tiny_run, tmp_path):
+    """A copy of the finished tiny run (timestamps kept), to break things in."""
+    workdir, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+    return copy
+
+
+def forcerun_named(output: str) -> list[str]:
+    """The `snakemake --forcerun <rule>` an error message names, as arguments."""
+    match = re.search(r"`snakemake (--forcerun \w+)`", output)
+    assert match, output[-3000:]
+    return match.group(1).split()
+
+
+@pytest.mark.parametrize("name", list(ARTIFACTS))
+def test_a_truncated_artifact_is_rebuilt_by_the_command_its_error_names(tiny_run, finished_run, name):
     reference, _ = tiny_run
-    snakemake(tmp_path, "--cores", "2")
-    cams = tmp_path / "results" / "tiny" / "cams_train.h5"
-    data = cams.read_bytes()
-    cams.write_bytes(data[: len(data) // 3])
-    with pytest.raises(ArtifactError, match="not a readable HDF5 file") as error:
-        open_store(cams, "extract_cams")  # what every stage that reads the CAMs does
-    assert "`snakemake --forcerun extract_cams`" in str(error.value)
-    snakemake(tmp_path, "--cores", "2", "--forcerun", "extract_cams")
-    assert_same_run(tmp_path, reference)
+    path = finished_run / "results" / "tiny" / name
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    failed = snakemake(finished_run, "--cores", "2", check=False)
+    if name == "segmentation.weights.h5":  # nothing reads the weights again: verify finds them
+        assert failed.returncode == 0
+        failed = snakemake(finished_run, "--cores", "2", "verify", check=False)
+    assert failed.returncode != 0
+    command = forcerun_named(failed.stdout)
+    assert command == ["--forcerun", ARTIFACTS[name]]
+    snakemake(finished_run, "--cores", "2", *command)
+    assert_same_run(finished_run, reference)
+
+
+def test_verify_finds_changed_content_whose_modification_time_did_not_change(tiny_run, finished_run):
+    reference, _ = tiny_run
+    path = finished_run / "results" / "tiny" / "pseudo_labels_train.h5"
+    stat = path.stat()
+    with h5py.File(path, "r+") as store:
+        first = json.loads(store.attrs["ids"])[0]
+        store[first][0, 0] = 255 - store[first][0, 0]
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert "Nothing to be done" in snakemake(finished_run, "-n", "--cores", "2").stdout
+    failed = snakemake(finished_run, "--cores", "2", "verify", check=False)
+    assert failed.returncode != 0 and f"dataset '{first}' differs from what was written" in failed.stdout
+    snakemake(finished_run, "--cores", "2", *forcerun_named(failed.stdout))
+    assert "ok results/tiny/pseudo_labels_train.h5" in snakemake(finished_run, "--cores", "2", "verify").stdout
+    assert_same_run(finished_run, reference)

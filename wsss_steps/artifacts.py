@@ -7,6 +7,7 @@ so a killed job never leaves a file that looks complete.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
@@ -45,11 +46,34 @@ def provenance(stage: str, params: dict, seed: int | None, inputs: list) -> dict
     }
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Delete temporaries of ``path`` left by writers that were killed (their process is gone)."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.tmp*"):
+        pid = stale.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
+
+    Temporaries that killed writers left beside ``path`` are removed first, so a kill leaves no orphan for long.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
@@ -67,6 +91,48 @@ def write_store(path, attrs: dict):
             for key, value in attrs.items():
                 store.attrs[key] = value
             yield store
+            store.attrs["datasets"] = count_datasets(store)
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes: what verify_store compares against."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def count_datasets(store) -> int:
+    found = []
+    store.visititems(lambda _name, obj: found.append(1) if isinstance(obj, h5py.Dataset) else None)
+    return len(found)
+
+
+def verify_store(path) -> list[str]:
+    """What no longer matches what was written: every dataset's SHA-256 and the number of datasets (empty if intact).
+
+    Raises ArtifactError when the file cannot be opened at all.
+    """
+    problems = []
+    with open_store(path) as store:
+        expected = store.attrs.get("datasets")
+
+        def check(name, obj):
+            if not isinstance(obj, h5py.Dataset):
+                return
+            try:
+                data = obj[()]
+            except (OSError, ValueError) as exc:
+                problems.append(f"dataset '{name}' cannot be read ({exc})")
+                return
+            recorded = obj.attrs.get("sha256")
+            if recorded is not None and array_sha256(np.asarray(data)) != recorded:
+                problems.append(f"dataset '{name}' differs from what was written")
+
+        store.visititems(check)
+        if expected is not None and count_datasets(store) != int(expected):
+            problems.append(f"holds {count_datasets(store)} datasets, {int(expected)} were written")
+    return problems
 
 
 PLANE_CHUNK_BYTES = 1 << 20
@@ -85,6 +151,7 @@ def put_array(store, name: str, array: np.ndarray, **attrs):
         chunks = (1,) * (array.ndim - 2) + array.shape[-2:] if plane else True
         kwargs = dict(chunks=chunks, compression="gzip", compression_opts=4, shuffle=True)
     dset = store.create_dataset(name, data=array, **kwargs)
+    dset.attrs["sha256"] = array_sha256(array)
     for key, value in attrs.items():
         dset.attrs[key] = value
     return dset
@@ -107,11 +174,22 @@ def check_made_for(path, attrs, layout) -> None:
 
 
 RULE_OF_STAGE = {"predict_segmentation": "train_segmentation"}  # stages written by a rule of another name
+# The rule that writes each artifact of a run (file names as in rules/*.smk), for files too broken to say so.
+RULE_OF_FILE = {"classifier.weights.h5": "train_classifier", "cams_*.h5": "extract_cams",
+                "affinity_labels_*.h5": "make_affinity_labels", "affinity.weights.h5": "train_affinity",
+                "pseudo_labels_*.h5": "random_walk", "segmentation.weights.h5": "train_segmentation",
+                "segmentation_predictions.h5": "train_segmentation"}
 
 
-def rebuild_hint(stage: str | None) -> str:
+def rule_of_file(path) -> str | None:
+    name = Path(path).name
+    return next((rule for pattern, rule in RULE_OF_FILE.items() if fnmatch.fnmatch(name, pattern)), None)
+
+
+def rebuild_hint(stage: str | None, path=None) -> str:
     """What rebuilds an artifact and everything made from it, as a command the user can run as it stands."""
-    rule = RULE_OF_STAGE.get(stage, stage) if stage else "<the rule that makes it>"
+    rule = RULE_OF_STAGE.get(stage, stage) if stage else (rule_of_file(path) if path else None)
+    rule = rule or "<the rule that makes it>"
     return f"rebuild it and what is made from it with `snakemake --forcerun {rule}` (plus your usual options)"
 
 
@@ -123,11 +201,11 @@ def open_store(path, stage: str | None = None, layout=None):
     """
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"{path}: file not found; {rebuild_hint(stage)}.")
+        raise ArtifactError(f"{path}: file not found; {rebuild_hint(stage, path)}.")
     try:
         store = h5py.File(path, "r")
     except OSError as exc:
-        raise ArtifactError(f"{path}: not a readable HDF5 file ({exc}); {rebuild_hint(stage)}.") from None
+        raise ArtifactError(f"{path}: not a readable HDF5 file ({exc}); {rebuild_hint(stage, path)}.") from None
     try:
         if stage is not None and store.attrs.get("stage") != stage:
             found = store.attrs.get("stage", "nothing")
@@ -156,7 +234,8 @@ def read_array(store, name: str) -> np.ndarray:
 def write_state_dict(group, state: dict):
     """One HDF5 dataset per tensor of a state dict, under ``group``."""
     for key, tensor in state.items():
-        group.create_dataset(key, data=tensor.detach().cpu().numpy())
+        array = tensor.detach().cpu().numpy()
+        group.create_dataset(key, data=array).attrs["sha256"] = array_sha256(array)
 
 
 def read_state_dict(group) -> dict:

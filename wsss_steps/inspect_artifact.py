@@ -1,4 +1,8 @@
-"""Print what made an artifact: stage, parameters, seed, package version, input checksums, contents."""
+"""Print what made an artifact: stage, parameters, seed, package version, input checksums, contents.
+
+With --verify, check instead that each artifact still holds what was written (every dataset's SHA-256,
+recorded when it was written, and the number of datasets), whatever its modification time says.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import sys
 
 import h5py
 
-from .artifacts import ArtifactError, open_store
+from .artifacts import ArtifactError, open_store, rebuild_hint, verify_store
 
 _JSON_ATTRS = ("params", "inputs", "ids", "history")
 
@@ -41,15 +45,32 @@ def describe(path) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m wsss_steps.inspect_artifact", description=__doc__.strip().splitlines()[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="HDF5 artifacts (.h5) made by the workflow")
+    parser.add_argument("--verify", action="store_true",
+                        help="check each artifact's contents against the checksums recorded when it was written")
     args = parser.parse_args(argv)
     status = 0
     for path in args.paths:
         try:
-            print(json.dumps(describe(path), indent=2, default=str))
+            if args.verify:
+                status |= verify_one(path)
+            else:
+                print(json.dumps(describe(path), indent=2, default=str))
         except ArtifactError as exc:
-            print(exc, file=sys.stderr)
+            print(f"ERROR {exc}", file=sys.stderr)
             status = 1
     return status
+
+
+def verify_one(path) -> int:
+    """Print 'ok <path>' or one ERROR line naming what changed and the command that rebuilds it; 1 when broken."""
+    problems = verify_store(path)
+    if not problems:
+        print(f"ok {path}")
+        return 0
+    with h5py.File(path, "r") as store:
+        stage = store.attrs.get("stage")
+    print(f"ERROR {path}: {'; '.join(problems)}; {rebuild_hint(stage, path)}.", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
