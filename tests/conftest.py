@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,12 @@ def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny_run")
     proc = snakemake(workdir, "--cores", "8", "--resources", "gpu=2", activated=False)
     return workdir, proc
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    """A copy of the finished tiny run's working directory (timestamps kept), to rerun or break things in."""
+    workdir, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+    return copy

@@ -6,7 +6,6 @@ run's files; the README's rerun commands are executed on a copy of the run.
 """
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -110,15 +109,6 @@ def test_inspect_prints_a_real_artifact(tiny_run):
     shown = json.loads(proc.stdout)
     assert shown["stage"] == "extract_cams" and shown["contents"]["datasets"] == 24
     assert any(path.endswith("classifier.weights.h5") for path in shown["inputs"])
-
-
-@pytest.fixture
-def run_copy(tiny_run, tmp_path):
-    """A copy of the finished tiny run's working directory (timestamps kept), to run rerun commands in."""
-    workdir, _ = tiny_run
-    copy = tmp_path / "copy"
-    shutil.copytree(workdir, copy, symlinks=True, ignore=shutil.ignore_patterns("locks"))
-    return copy
 
 
 def test_readme_rerun_commands_do_what_they_say(run_copy):

@@ -9,7 +9,6 @@ the fault interrupted.
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -110,15 +109,6 @@ ARTIFACTS = {"classifier.weights.h5": "train_classifier", "cams_train.h5": "extr
              "segmentation_predictions.h5": "train_segmentation"}
 
 
-@pytest.fixture
-def finished_run(tiny_run, tmp_path):
-    """A copy of the finished tiny run (timestamps kept), to break things in."""
-    workdir, _ = tiny_run
-    copy = tmp_path / "copy"
-    shutil.copytree(workdir, copy, symlinks=True, ignore=shutil.ignore_patterns("locks"))
-    return copy
-
-
 def forcerun_named(output: str) -> list[str]:
     """The `snakemake --forcerun <rule>` an error message names, as arguments."""
     match = re.search(r"`snakemake (--forcerun \w+)`", output)
@@ -127,33 +117,33 @@ def forcerun_named(output: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(ARTIFACTS))
-def test_a_truncated_artifact_is_rebuilt_by_the_command_its_error_names(tiny_run, finished_run, name):
+def test_a_truncated_artifact_is_rebuilt_by_the_command_its_error_names(tiny_run, run_copy, name):
     reference, _ = tiny_run
-    path = finished_run / "results" / "tiny" / name
+    path = run_copy / "results" / "tiny" / name
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
-    failed = snakemake(finished_run, "--cores", "2", check=False)
+    failed = snakemake(run_copy, "--cores", "2", check=False)
     if name == "segmentation.weights.h5":  # nothing reads the weights again: verify finds them
         assert failed.returncode == 0
-        failed = snakemake(finished_run, "--cores", "2", "verify", check=False)
+        failed = snakemake(run_copy, "--cores", "2", "verify", check=False)
     assert failed.returncode != 0
     command = forcerun_named(failed.stdout)
     assert command == ["--forcerun", ARTIFACTS[name]]
-    snakemake(finished_run, "--cores", "2", *command)
-    assert_same_run(finished_run, reference)
+    snakemake(run_copy, "--cores", "2", *command)
+    assert_same_run(run_copy, reference)
 
 
-def test_verify_finds_changed_content_whose_modification_time_did_not_change(tiny_run, finished_run):
+def test_verify_finds_changed_content_whose_modification_time_did_not_change(tiny_run, run_copy):
     reference, _ = tiny_run
-    path = finished_run / "results" / "tiny" / "pseudo_labels_train.h5"
+    path = run_copy / "results" / "tiny" / "pseudo_labels_train.h5"
     stat = path.stat()
     with h5py.File(path, "r+") as store:
         first = json.loads(store.attrs["ids"])[0]
         store[first][0, 0] = 255 - store[first][0, 0]
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert "Nothing to be done" in snakemake(finished_run, "-n", "--cores", "2").stdout
-    failed = snakemake(finished_run, "--cores", "2", "verify", check=False)
+    assert "Nothing to be done" in snakemake(run_copy, "-n", "--cores", "2").stdout
+    failed = snakemake(run_copy, "--cores", "2", "verify", check=False)
     assert failed.returncode != 0 and f"dataset '{first}' differs from what was written" in failed.stdout
-    snakemake(finished_run, "--cores", "2", *forcerun_named(failed.stdout))
-    assert "ok results/tiny/pseudo_labels_train.h5" in snakemake(finished_run, "--cores", "2", "verify").stdout
-    assert_same_run(finished_run, reference)
+    snakemake(run_copy, "--cores", "2", *forcerun_named(failed.stdout))
+    assert "ok results/tiny/pseudo_labels_train.h5" in snakemake(run_copy, "--cores", "2", "verify").stdout
+    assert_same_run(run_copy, reference)
