@@ -67,15 +67,20 @@ def stage_edges(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
     return sorted((a, b) for a, targets in edges.items() if a in ENTRY_POINTS for b in targets if b in ENTRY_POINTS)
 
 
-def depth(edges: dict[str, set[str]]) -> int:
-    """Modules on the longest import chain (cycles are cut where they close)."""
+def longest_chain(edges: dict[str, set[str]]) -> list[str]:
+    """The longest import chain, as module names (cycles are cut where they close)."""
 
     @functools.lru_cache(maxsize=None)
-    def longest(module: str, seen: frozenset = frozenset()) -> int:
-        nexts = [m for m in edges.get(module, ()) if m not in seen and m != ""]
-        return 1 + max((longest(m, seen | {module}) for m in nexts), default=0)
+    def longest(module: str, seen: frozenset = frozenset()) -> tuple:
+        nexts = [m for m in sorted(edges.get(module, ())) if m not in seen and m != ""]
+        return (module, *max((longest(m, seen | {module}) for m in nexts), key=len, default=()))
 
-    return max((longest(m) for m in edges), default=0)
+    return list(max((longest(m) for m in sorted(edges)), key=len, default=()))
+
+
+def depth(edges: dict[str, set[str]]) -> int:
+    """Modules on the longest import chain."""
+    return len(longest_chain(edges))
 
 
 def main(argv=None):
@@ -88,7 +93,8 @@ def main(argv=None):
     bad = stage_edges(edges)
     print(f"\nmodules: {len(edges)}, import edges: {sum(map(len, edges.values()))}")
     print(f"stage-to-stage imports: {len(bad)}" + "".join(f"\n  {a} -> {b}" for a, b in bad))
-    print(f"depth of the import graph (modules on the longest chain): {depth(edges)}")
+    chain = longest_chain(edges)
+    print(f"depth of the import graph (modules on the longest chain): {len(chain)}: {' -> '.join(chain)}")
     return 1 if bad else 0
 
 

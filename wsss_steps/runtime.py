@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import random
-import signal
 
 import numpy as np
 import torch
@@ -38,23 +37,6 @@ def resolve_device(request: str) -> torch.device:
     return torch.device("cpu")
 
 
-class InjectedFault(RuntimeError):
-    """A failure asked for by $WSSS_FAULT_FAIL_AT (fault-injection tests)."""
-
-
-def fault_point(name: str):
-    """Fault injection for tests: at ``name``, SIGKILL this process if $WSSS_FAULT_KILL_AT names it, stop it (SIGSTOP,
-    for the test to kill what it likes) if $WSSS_FAULT_STOP_AT does, fail if $WSSS_FAULT_FAIL_AT does."""
-    if os.environ.get("WSSS_FAULT_KILL_AT") == name:
-        log.info("fault injection: killing this process at '%s'", name)
-        os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get("WSSS_FAULT_STOP_AT") == name:
-        log.info("fault injection: stopping this process at '%s'", name)
-        os.kill(os.getpid(), signal.SIGSTOP)
-    if os.environ.get("WSSS_FAULT_FAIL_AT") == name:
-        raise InjectedFault(f"fault injection: failing at '{name}'")
-
-
 def seed_everything(seed: int):
     """Seed Python, NumPy and PyTorch."""
     random.seed(seed)
@@ -84,7 +66,7 @@ def base_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 def start(parser: argparse.ArgumentParser, argv=None):
     """Parse a stage's arguments, set up logging, threads and device; return (args, log, device, layout)."""
     from .config import load_params
-    from .data import VOCLayout
+    from .data.voc import VOCLayout
     from .log import setup_logging
 
     args = parser.parse_args(argv)
@@ -102,7 +84,7 @@ def user_error_types() -> tuple:
     """The errors that name a file or key and what to do: shown as one line, without a traceback."""
     from .artifacts import ArtifactError
     from .config import ConfigError
-    from .data import DatasetError
+    from .data.voc import DatasetError
     from .data.synthetic import NotOurs
     from .nets.backbones import WeightsError
 

@@ -14,7 +14,8 @@ from .data.transforms import to_tensor
 from .log import progress
 from .nets.classifier import load_classifier_backbone
 from .nets.segmentation import build_segmentation_net, predict
-from .runtime import base_parser, fault_point, run_stage, seed_everything, start
+from .faults import fault_point
+from .runtime import base_parser, run_stage, seed_everything, start
 from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_segmentation"

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from .artifacts import file_sha256, read_state_dict, write_state_dict, write_store
 from .log import progress
-from .runtime import fault_point
+from .faults import fault_point
 
 log = logging.getLogger("wsss_steps")
 
