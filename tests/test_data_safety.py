@@ -152,3 +152,11 @@ def test_make_dataset_command_refuses_with_one_line(tmp_path):
     assert "ERROR" in proc.stderr and "was not written by the built-in dataset generator" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert [p.name for p in root.iterdir()] == ["train.txt"]
+
+
+def test_a_dataset_with_list_dir_set_is_planned_from_that_folder(tmp_path, voc_tree):
+    """Regression: the rules built the split-list path as root/ImageSets/Segmentation, ignoring dataset.list_dir."""
+    (voc_tree / "ImageSets" / "Segmentation").rename(voc_tree / "lists")
+    proc = from_repo_root("-n", configfiles=[plain_config(tmp_path, voc_tree, list_dir="lists")])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert planned_jobs(proc.stdout).get("train_classifier") == 1
