@@ -203,6 +203,20 @@ def refuse_foreign_root(root):
                       f"your dataset, or set dataset.root to a new folder for the built-in one.")
 
 
+def remove_generated(root):
+    """Delete ``root`` if the generator made it (marker file); otherwise remove only its empty folders (what Snakemake
+    makes for a job's outputs) with rmdir, which cannot delete a file."""
+    root = Path(root)
+    if not root.exists():
+        return
+    if (root / MARKER).is_file():
+        shutil.rmtree(root)
+        return
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        folder.rmdir()
+    root.rmdir()
+
+
 def generate(root, classes, image_size: int, train_images: int, val_images: int, seed: int,
              train_split: str = "train", val_split: str = "val"):
     """Write the whole dataset under ``root`` (replacing an earlier generated one, never a user's) and return its ids per split."""
@@ -210,8 +224,7 @@ def generate(root, classes, image_size: int, train_images: int, val_images: int,
     refuse_foreign_root(root)
     tmp_root = root.with_name(f".{root.name}.tmp")
     refuse_foreign_root(tmp_root)
-    if tmp_root.exists():
-        shutil.rmtree(tmp_root)
+    remove_generated(tmp_root)
     tmp_root.mkdir(parents=True)
     (tmp_root / MARKER).write_text("written by python -m wsss_steps.make_dataset; the generator may replace this "
                                    "folder\n")
@@ -231,8 +244,7 @@ def generate(root, classes, image_size: int, train_images: int, val_images: int,
     (tmp_root / "dataset.json").write_text(json.dumps(
         {"generator": "wsss_steps.make_dataset", "classes": list(classes), "image_size": image_size,
          "seed": seed, "train_images": train_images, "val_images": val_images}, indent=1) + "\n")
-    if root.exists():
-        refuse_foreign_root(root)  # checked again: the folder may have changed while the images were written
-        shutil.rmtree(root)
+    refuse_foreign_root(root)  # checked again: the folder may have changed while the images were written
+    remove_generated(root)
     tmp_root.rename(root)
     return splits
