@@ -24,12 +24,14 @@ rule train_classifier:
         seed=config["seed"],
         split=TRAIN,
         check_masks=shlex.join([VAL, SCORE]),
+        health_splits=shlex.join([TRAIN, VAL]),
         checkpoint=checkpoint_of("train_classifier"),
     shell:
         stage_shell(
             "train_classifier",
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --split {params.split} --seed {params.seed} --check-masks {params.check_masks}"
+            " --health-splits {params.health_splits}"
             " --threads {threads} --out {output.weights} --checkpoint {params.checkpoint}",
         )
 

@@ -7,6 +7,7 @@ rule evaluate:
         labels=rules.make_affinity_labels.output.labels,
         pseudo=rules.random_walk.output.labels,
         predictions=rules.train_segmentation.output.predictions,
+        classifier=rules.train_classifier.output.weights,
     output:
         summary=artifact("summary.json"),
         table=artifact("summary.md"),
@@ -27,7 +28,7 @@ rule evaluate:
             "evaluate",
             "--dataset {params.dataset} --params {params.hyper} --run-name {params.run_name}"
             " --cams {input.cams} --affinity-labels {input.labels} --pseudo-labels {input.pseudo}"
-            " --predictions {input.predictions} --train-split {params.train_split} --val-split {params.val_split}"
+            " --predictions {input.predictions} --classifier {input.classifier} --train-split {params.train_split} --val-split {params.val_split}"
             " --score-split {params.score_split} --summary {output.summary} --table {output.table}"
             " --examples {output.examples}",
             gpu=False,

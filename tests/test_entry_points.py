@@ -29,7 +29,7 @@ def stage_command(stage: str, results, out) -> list[str]:
     common = ["--dataset", DATASET, "--threads", "2", "--seed", str(CONFIG["seed"])]
     args = {
         "train_classifier": ["--backbone", BACKBONE, "--params", section("classifier"), "--split", "train",
-                             "--check-masks", "val", "train", "--out", out / "classifier.weights.h5"],
+                             "--check-masks", "val", "train", "--health-splits", "train", "val", "--out", out / "classifier.weights.h5"],
         "extract_cams": ["--backbone", BACKBONE, "--params", section("cams"), "--split", "train",
                          "--classifier", results / "classifier.weights.h5", "--out", out / "cams_train.h5"],
         "make_affinity_labels": ["--params", section("affinity_labels"), "--cams", results / "cams_train.h5",
@@ -48,7 +48,8 @@ def stage_command(stage: str, results, out) -> list[str]:
         "evaluate": ["--params", section("evaluate"), "--run-name", "tiny", "--cams", results / "cams_train.h5",
                      "--affinity-labels", results / "affinity_labels_train.h5",
                      "--pseudo-labels", results / "pseudo_labels_train.h5",
-                     "--predictions", results / "segmentation_predictions.h5", "--train-split", "train",
+                     "--predictions", results / "segmentation_predictions.h5",
+                     "--classifier", results / "classifier.weights.h5", "--train-split", "train",
                      "--val-split", "val", "--score-split", "train", "--summary", out / "summary.json", "--table", out / "summary.md",
                      "--examples", out / "examples.png"],
     }[stage]

@@ -13,6 +13,9 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # installed with the package
 
 
+TRAINING_SECTIONS = ("classifier", "affinity", "segmentation")  # each gives epochs or steps
+
+
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key."""
 
@@ -63,9 +66,15 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
             raise ConfigError(f"config: missing key '{_key(where + missing[:1])}'.")
         raise ConfigError(f"config key '{_key(where)}': {error.message}.")
     config["dataset"].setdefault("score_split", config["dataset"]["train_split"])  # documented in the schema
+    config.setdefault("run_name", "-".join(filter(None, [config["dataset"]["name"], config.get("preset")])))
     classes = config["dataset"]["classes"]
     if len(set(classes)) != len(classes):
         raise ConfigError("config key 'dataset.classes': class names must be unique.")
+    for section in TRAINING_SECTIONS:
+        given = [k for k in ("epochs", "steps") if k in config[section]]
+        if len(given) != 1:
+            what = "both epochs and steps" if given else "neither epochs nor steps"
+            raise ConfigError(f"config key '{section}.steps': {section} gives {what}; give one of them.")
     labels_cfg = config["affinity_labels"]
     if labels_cfg["alpha_low"] >= labels_cfg["alpha_high"]:
         raise ConfigError("config key 'affinity_labels.alpha_low': must be smaller than affinity_labels.alpha_high.")

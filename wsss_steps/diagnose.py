@@ -20,7 +20,7 @@ from .config import load_params
 from .data.transforms import to_tensor
 from .log import progress
 from .methods.affinitynet import full_offsets, neighbour_affinity
-from .methods.random_walk import check_walk_stride, features_at_stride, scores_at_stride, walk_labels
+from .methods.random_walk import check_background, check_walk_stride, features_at_stride, scores_at_stride, walk_labels
 from .metrics import confusion_matrix, mean_iou
 from .nets.affinity import build_affinity_net
 from .runtime import base_parser, run_stage, start
@@ -69,6 +69,7 @@ def main(argv=None):
     model.to(device).eval()
     try:
         stride = check_walk_stride(walk["stride"])  # the grid the walk runs on, as in random_walk
+        check_background(walk["background"])
     except ValueError as exc:
         parser.error(str(exc))
     n = layout.num_classes
@@ -93,9 +94,12 @@ def main(argv=None):
             gt_small = gt_small[stride // 2::stride, stride // 2::stride]
             for key, values in affinity_by_region(learned.cpu().numpy(), gt_small, radius, layout.ignore_index).items():
                 pairs[key].append(values)
-            small = scores_at_stride(read_array(cams, image_id), walk["alpha"], stride, padded_size)
+            by_threshold = walk["background"] == "threshold" and bool(classes)
+            small = scores_at_stride(read_array(cams, image_id), None if by_threshold else walk["alpha"], stride,
+                                     padded_size)
             for key, affinity in (("learned", learned.cpu()), ("oracle", oracle_affinity(gt_small, radius, layout.ignore_index))):
-                labels = walk_labels(small, affinity, classes, beta, walk["t"], radius, padded_size, (h, w))
+                labels = walk_labels(small, affinity, classes, beta, walk["t"], radius, padded_size, (h, w),
+                                     walk["bg_threshold"] if by_threshold else None)
                 conf[key] += confusion_matrix(labels, gt, n, layout.ignore_index)
     report = {"images": len(ids), "radius": radius, "beta": beta, "stride": stride, "affinity": {},
               "walk_miou": {key: round(100 * mean_iou(c), 2) for key, c in conf.items()}}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from . import health
 from .artifacts import atomic_path, open_store, read_array
 from .config import load_params
 from .data import VOCLayout
@@ -86,6 +87,35 @@ def markdown_table(summary: dict) -> str:
             f"\n\nCAM mIoU against the background threshold (for reference, not tuned): {curve}\n")
 
 
+def health_section(stores: dict) -> dict:
+    """The Health section: each stage's figures and every warning, from the ``health`` attribute of its artifact.
+
+    stores: {stage: HDF5 attributes of its artifact}; a stage whose artifact has no record is listed as unchecked.
+    """
+    section = {"stages": {}, "warnings": [], "unchecked": []}
+    for stage, attrs in stores.items():
+        record = health.read(attrs)
+        if record is None:
+            section["unchecked"].append(stage)
+            continue
+        section["stages"][stage] = record["figures"]
+        section["warnings"].extend(record["warnings"])
+    return section
+
+
+def health_markdown(section: dict) -> str:
+    """The Health section of summary.md: OK, or one line per warning."""
+    lines = ["\n## Health\n"]
+    if section["warnings"]:
+        lines += [f"- **WARNING** {w['message']}" for w in section["warnings"]]
+    else:
+        lines.append("All checks passed (classifier labels, CAM and affinity-label coverage, class survival in the "
+                     "walk, predicted classes).")
+    if section["unchecked"]:
+        lines.append(f"\nNot checked (artifacts made before the checks existed): {', '.join(section['unchecked'])}.")
+    return "\n".join(lines) + "\n"
+
+
 def _colour(labels: np.ndarray) -> np.ndarray:
     palette = np.asarray(voc_palette(), np.uint8).reshape(256, 3)
     return palette[labels]
@@ -136,6 +166,7 @@ def main(argv=None):
     parser.add_argument("--train-split", required=True)
     parser.add_argument("--val-split", required=True)
     parser.add_argument("--score-split", required=True, help="list whose images' CAMs and pseudo-labels are scored (the config fills dataset.score_split)")
+    parser.add_argument("--classifier", help="classifier weights (.h5), for its health record")
     parser.add_argument("--summary", required=True, help="summary.json to write")
     parser.add_argument("--table", required=True, help="summary.md to write")
     parser.add_argument("--examples", required=True, help="examples.png to write")
@@ -174,6 +205,13 @@ def main(argv=None):
             summary["seg_train"] = dict(evaluate_labels(layout, preds[args.train_split], train_ids, "score seg train"),
                                         split=args.train_split)
         summary["affinity_labels"] = affinity_label_quality(layout, labels, train_ids)
+        stores = {}
+        if args.classifier:
+            with open_store(args.classifier, "train_classifier", layout) as weights:
+                stores["train_classifier"] = dict(weights.attrs)
+        stores.update(extract_cams=dict(cams.attrs), make_affinity_labels=dict(labels.attrs),
+                      random_walk=dict(pseudo.attrs), train_segmentation=dict(preds.attrs))
+        summary["health"] = health_section(stores)
         shown = [i for i in train_ids if len(cams[i].attrs["classes"])][: params["examples"]]
         figure = None
         if shown and args.train_split in preds:
@@ -181,11 +219,20 @@ def main(argv=None):
     with atomic_path(args.summary) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
     with atomic_path(args.table) as tmp:
-        Path(tmp).write_text(markdown_table(summary))
+        Path(tmp).write_text(markdown_table(summary) + health_markdown(summary["health"]))
     with atomic_path(args.examples) as tmp:
         (figure or Image.new("RGB", (64, 16), "white")).save(tmp, format="PNG")
     log.info("CAM %.2f | CAM+RW %.2f | segmentation %.2f mIoU", summary["cam"]["miou"], summary["rw"]["miou"],
              summary["seg"]["miou"])
+    warnings = summary["health"]["warnings"]
+    for item in warnings:
+        log.warning("health: %s", item["message"])
+    if warnings and params["strict"]:
+        log.error("evaluate.strict: %d health check(s) failed (listed above; the summary was not kept); the run "
+                  "fails", len(warnings))
+        return 1
+    log.info("health: %s", f"{len(warnings)} warning(s), see the Health section of {args.table}" if warnings
+             else "every check passed")
 
 
 if __name__ == "__main__":

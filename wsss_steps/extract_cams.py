@@ -7,12 +7,13 @@ import sys
 
 import numpy as np
 
+from . import health
 from .artifacts import load_weights, provenance, put_array, write_store
 from .config import load_params
 from .data import VOCLayout
 from .data.transforms import to_tensor
 from .log import progress
-from .methods.cam import multiscale_cam
+from .methods.cam import cam_labels, multiscale_cam
 from .nets.classifier import CAMNet, build_classifier
 from .runtime import base_parser, run_stage, start
 
@@ -20,13 +21,23 @@ STAGE = "extract_cams"
 
 
 def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, store):
-    """Write one float16 (K, H, W) dataset per image with its class indices as attribute ``classes``."""
+    """Write one float16 (K, H, W) dataset per image with its class indices as attribute ``classes``, and the
+    store's health: per class, the share of its images in which it wins argmax([CAM_THRESHOLD; M]) somewhere."""
     model.to(device).eval()
+    confident = health.Tally()
     for image_id in progress(ids, desc="CAMs"):
         classes = table[image_id]
         image = to_tensor(layout.image(image_id)).to(device)
         cam = multiscale_cam(model, image, classes, scales, flip).cpu().numpy().astype(np.float16)
         put_array(store, image_id, cam, classes=np.asarray(classes, dtype=np.int64))
+        pixels = health.class_pixels(cam_labels(cam.astype(np.float32), classes, health.CAM_THRESHOLD), classes)
+        for cls, count in pixels.items():
+            confident.add(cls, count > 0)
+    figures = {"confident_share": confident.rates(layout.classes)}
+    health.record(store.attrs, figures, health.low_rates(
+        STAGE, "confident_share", figures["confident_share"], health.MIN_CONFIDENT_SHARE,
+        "classifier (its CAM of the class is empty: classifier.lr / classifier.steps)",
+        "the class gets no confident CAM pixel in many of its images"))
 
 
 def main(argv=None):

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from . import health
 from .artifacts import open_store, provenance, put_array, read_array, write_store
 from .config import load_params
 from .data import VOCLayout
@@ -49,16 +50,27 @@ def main(argv=None):
         ids = json.loads(cams.attrs["ids"])
         attrs = provenance(STAGE, params, args.seed, [args.cams])
         attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))
+        confident = health.Tally()
+
+        def put(store, image_id, labels):
+            put_array(store, image_id, labels)
+            for cls in cams[image_id].attrs["classes"]:
+                confident.add(int(cls), bool((labels == cls).any()))
+
         with write_store(args.out, attrs) as store:
             if threads > 1:
                 with multiprocessing.get_context("fork").Pool(threads) as pool:
                     results = pool.imap(work, _jobs(layout, cams, ids), chunksize=4)
                     for image_id, labels in progress(results, total=len(ids), desc="affinity labels"):
-                        put_array(store, image_id, labels)
+                        put(store, image_id, labels)
             else:
                 for job in progress(_jobs(layout, cams, ids), total=len(ids), desc="affinity labels"):
-                    image_id, labels = work(job)
-                    put_array(store, image_id, labels)
+                    put(store, *work(job))
+            figures = {"confident_share": confident.rates(layout.classes)}
+            health.record(store.attrs, figures, health.low_rates(
+                STAGE, "confident_share", figures["confident_share"], health.MIN_CONFIDENT_SHARE,
+                "affinity_labels.alpha_low (too low: the background wins everywhere) or the CAMs",
+                "the class gets no confident affinity label in many of its images"))
     log.info("wrote affinity labels of %d images to %s using %d processes", len(ids), args.out, threads)
 
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import torch
 
+from . import health
 from .artifacts import load_weights, open_store, provenance, put_array, read_array, write_store
 from .config import load_params
 from .data.label_png import save_label_png
 from .data.transforms import to_tensor
 from .log import progress
-from .methods.random_walk import check_walk_stride, refine
+from .methods.cam import cam_labels
+from .methods.random_walk import check_background, check_walk_stride, refine
 from .nets.affinity import build_affinity_net
 from .runtime import base_parser, run_stage, start
 
@@ -23,7 +25,7 @@ STAGE = "random_walk"
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
     parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
-    parser.add_argument("--params", required=True, help="alpha, beta, t, stride (JSON or YAML file)")
+    parser.add_argument("--params", required=True, help="alpha, beta, t, stride, background, bg_threshold (JSON or YAML file)")
     parser.add_argument("--affinity-params", required=True, help="affinity settings: radius, head_channels")
     parser.add_argument("--cams", required=True, help="CAM store (.h5)")
     parser.add_argument("--affinity", required=True, help="AffinityNet weights (.h5)")
@@ -34,6 +36,7 @@ def main(argv=None):
     affinity_cfg = load_params(args.affinity_params, "affinity")
     try:
         stride = check_walk_stride(params["stride"])
+        check_background(params["background"])
     except ValueError as exc:
         parser.error(str(exc))
     model = build_affinity_net(backbone_cfg, affinity_cfg["head_channels"], pretrained=False)
@@ -44,15 +47,30 @@ def main(argv=None):
         ids = json.loads(cams.attrs["ids"])
         attrs = provenance(STAGE, {**params, "radius": affinity_cfg["radius"]}, args.seed, [args.cams, args.affinity])
         attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))
+        survival = health.Tally()
         with write_store(args.out, attrs) as store:
             for image_id in progress(ids, desc="random walk"):
                 classes = [int(c) for c in cams[image_id].attrs["classes"]]
                 image = to_tensor(layout.image(image_id)).to(device)
-                labels = refine(model, image, read_array(cams, image_id), classes, params["alpha"], params["beta"],
-                                params["t"], affinity_cfg["radius"], stride)
+                cam = read_array(cams, image_id)
+                labels = refine(model, image, cam, classes, params["alpha"], params["beta"],
+                                params["t"], affinity_cfg["radius"], stride, params["background"],
+                                params["bg_threshold"])
                 put_array(store, image_id, labels)
                 if png_dir is not None:
                     save_label_png(png_dir / f"{image_id}.png", labels)
+                before = health.class_pixels(cam_labels(cam.astype("float32"), classes, health.CAM_THRESHOLD), classes)
+                after = health.class_pixels(labels, classes)
+                for cls in classes:
+                    if before[cls]:
+                        survival.add(cls, health.survived(after[cls], before[cls]))
+            figures = {"survival": survival.rates(layout.classes)}
+            setting = ("random_walk.alpha (the walked background drowns the class; background: threshold cannot)"
+                       if params["background"] == "power" else
+                       "random_walk.bg_threshold or the affinities (affinity.steps)")
+            health.record(store.attrs, figures, health.low_rates(
+                STAGE, "survival", figures["survival"], health.MIN_SURVIVAL, setting,
+                "the walk erases the class in many of its images"))
     log.info("wrote pseudo-labels of %d images to %s (walk at stride %d, %d torch threads)", len(ids), args.out, stride,
              torch.get_num_threads())
 

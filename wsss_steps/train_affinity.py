@@ -35,7 +35,7 @@ def main(argv=None):
     dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
     optimizer = make_optimizer(*model.trainable_parameters(), params)
     inputs = [args.labels] + ([args.classifier] if init else [])
-    history = fit(model, dataset, affinity_loss_fn(params["radius"]), optimizer, params["epochs"], params["batch_size"],
+    history = fit(model, dataset, affinity_loss_fn(params["radius"]), optimizer, params, params["batch_size"],
                   device, args.seed, "affinity", args.checkpoint, run_fingerprint(args, inputs))
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+import torch
 import torch.nn.functional as F
 
+from . import health
 from .artifacts import provenance, save_weights
 from .config import load_params
 from .data import VOCLayout
 from .data.loader import CropDataset
+from .data.transforms import pad_to_stride, to_tensor
+from .log import progress
 from .nets.classifier import build_classifier
 from .runtime import base_parser, run_stage, seed_everything, start
 from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
@@ -29,9 +34,31 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
     def loss_fn(net, batch):
         return F.multilabel_soft_margin_loss(net(batch["image"]), batch["target"])
 
-    history = fit(model, dataset, loss_fn, optimizer, params["epochs"], params["batch_size"], device, seed, "classifier",
+    history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, seed, "classifier",
                   checkpoint, fingerprint)
     return model.cpu(), history
+
+
+@torch.no_grad()
+def label_health(model, layout: VOCLayout, splits, device) -> dict:
+    """Per split and class: precision and recall of the image-level labels predicted as logit > 0 on whole images."""
+    model.to(device).eval()
+    figures = {}
+    names = layout.classes[1:]
+    for split in splits:
+        table = layout.label_table(split)
+        predicted = np.zeros((len(table), len(names)), bool)
+        target = np.zeros_like(predicted)
+        for row, (image_id, classes) in enumerate(progress(table.items(), total=len(table), desc=f"labels {split}")):
+            padded, _ = pad_to_stride(to_tensor(layout.image(image_id))[None].to(device), model.backbone.stride)
+            predicted[row] = (model(padded)[0] > 0).cpu().numpy()
+            target[row, [c - 1 for c in classes]] = True
+        precision, recall = health.precision_recall(predicted, target)
+        figures[split] = {name: {"precision": None if np.isnan(p) else round(float(p), 4),
+                                 "recall": None if np.isnan(r) else round(float(r), 4), "images": int(target[:, k].sum())}
+                          for k, (name, p, r) in enumerate(zip(names, precision, recall))}
+    model.cpu()
+    return figures
 
 
 def main(argv=None):
@@ -41,6 +68,8 @@ def main(argv=None):
     parser.add_argument("--split", required=True, help="split list to train on")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")
     parser.add_argument("--checkpoint", help="resume file kept outside the outputs: saved every epoch, deleted at the end")
+    parser.add_argument("--health-splits", nargs="*", default=[], metavar="SPLIT",
+                        help="splits on which the image-level precision and recall are measured after training")
     parser.add_argument("--check-masks", nargs="*", default=[], metavar="SPLIT",
                         help="also check, before training, the masks of these splits (those scored later)")
     args, log, device, layout = start(parser, argv)
@@ -52,6 +81,9 @@ def main(argv=None):
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed,
                        [layout.list_file(args.split)])
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
+    if args.health_splits:
+        figures = label_health(model, layout, list(dict.fromkeys(args.health_splits)), device)
+        health.record(attrs, figures, health.classifier_warnings(figures))
     save_weights(args.out, model, attrs)
     discard_checkpoint(args.checkpoint)
     log.info("wrote %s (final loss %.4f)", args.out, history[-1])

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
 import torch.nn.functional as F
 
+from . import health
 from .artifacts import provenance, put_array, read_label_maps, save_weights, write_store
 from .config import load_params
 from .data.loader import CropDataset
@@ -21,13 +23,42 @@ from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 STAGE = "train_segmentation"
 
 
+def shares(counts: np.ndarray) -> np.ndarray:
+    """Each class's share of the counted pixels."""
+    return counts / max(1, int(counts.sum()))
+
+
+def prediction_health(layout, label_maps: dict, predicted: dict):
+    """(figures, warnings) of the predictions: per class, the predicted share on the pseudo-labelled (train) images
+    against the pseudo-labels' share, and the pixels predicted on the first predicted split (val).
+
+    predicted: {"train": per-class pixel counts, "val": per-class pixel counts}.
+    """
+    n = layout.num_classes
+    pseudo = np.zeros(n, np.int64)
+    for labels in label_maps.values():
+        pseudo += np.bincount(labels[labels < n].ravel(), minlength=n)[:n]
+    figures = {"pseudo_label_share": dict(zip(layout.classes, np.round(shares(pseudo), 4).tolist()))}
+    ratio = {}
+    if predicted["train"].sum():
+        train_share = shares(predicted["train"])
+        figures["train_predicted_share"] = dict(zip(layout.classes, np.round(train_share, 4).tolist()))
+        for c, name in enumerate(layout.classes):
+            if pseudo[c] > 0:
+                ratio[name] = {"rate": round(float(train_share[c] / shares(pseudo)[c]), 4)}
+        figures["train_ratio"] = ratio
+    figures["val_predicted_share"] = dict(zip(layout.classes, np.round(shares(predicted["val"]), 4).tolist()))
+    val_pixels = {name: int(predicted["val"][c]) for c, name in enumerate(layout.classes) if c > 0}
+    return figures, health.segmentation_warnings(ratio, val_pixels)
+
+
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
     parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
     parser.add_argument("--params", required=True, help="segmentation settings (JSON or YAML file)")
     parser.add_argument("--pseudo-labels", required=True, help="pseudo-label store (.h5) from random_walk")
     parser.add_argument("--classifier", help="classifier weights, used when init_from_classifier is true")
-    parser.add_argument("--predict-splits", nargs="+", required=True, help="splits to predict after training")
+    parser.add_argument("--predict-splits", nargs="+", required=True, help="splits to predict after training; the first is the one scored (val), whose predicted classes the health check reads")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")
     parser.add_argument("--predictions", required=True, help="prediction store to write (.h5), one group per split")
     parser.add_argument("--checkpoint", help="resume file kept outside the outputs: saved every epoch, deleted at the end")
@@ -46,7 +77,7 @@ def main(argv=None):
         return F.cross_entropy(net(batch["image"])["out"], batch["labels"], ignore_index=layout.ignore_index)
 
     inputs = [args.pseudo_labels] + ([args.classifier] if init else [])
-    history = fit(model, dataset, loss_fn, optimizer, params["epochs"], params["batch_size"], device, args.seed,
+    history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, args.seed,
                   "segmentation", args.checkpoint, run_fingerprint(args, inputs))
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
@@ -55,13 +86,23 @@ def main(argv=None):
     fault_point("segmentation predict")
     attrs = provenance("predict_segmentation", {"splits": args.predict_splits}, args.seed, [args.out])
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root))
+    done = set()  # a split listed twice is counted once
+    predicted = {"val": np.zeros(layout.num_classes, np.int64), "train": np.zeros(layout.num_classes, np.int64)}
     with write_store(args.predictions, attrs) as store:
         for split in args.predict_splits:
             split_ids = layout.ids(split)
             group = store.create_group(split)
             group.attrs["ids"] = json.dumps(split_ids)
             for image_id in progress(split_ids, desc=f"predict {split}"):
-                put_array(group, image_id, predict(model, to_tensor(layout.image(image_id)).to(device)))
+                labels = predict(model, to_tensor(layout.image(image_id)).to(device))
+                put_array(group, image_id, labels)
+                counts = np.bincount(labels.ravel(), minlength=layout.num_classes)[:layout.num_classes]
+                if split == args.predict_splits[0]:
+                    predicted["val"] += counts
+                if image_id in label_maps and split not in done:
+                    predicted["train"] += counts
+            done.add(split)
+        health.record(store.attrs, *prediction_health(layout, label_maps, predicted))
     discard_checkpoint(args.checkpoint)  # only now: a failed prediction step keeps the trained weights
     log.info("wrote %s and predictions for %s to %s", args.out, ", ".join(args.predict_splits), args.predictions)
 

@@ -83,9 +83,18 @@ def load_checkpoint(path, model, optimizer, generator: torch.Generator, fingerpr
     return epoch, step, history
 
 
-def fit(model, dataset, loss_fn, optimizer, epochs: int, batch_size: int, device, seed: int, name: str,
+def schedule(length: dict, batches: int) -> tuple[int, int]:
+    """(epochs, total steps) of a training section giving ``epochs`` (total = epochs x batches) or ``steps``
+    (epochs = ceil(steps / batches), total = steps)."""
+    if length.get("steps") is not None:
+        return math.ceil(length["steps"] / max(1, batches)), int(length["steps"])
+    return int(length["epochs"]), int(length["epochs"]) * batches
+
+
+def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, device, seed: int, name: str,
         checkpoint=None, fingerprint: str = ""):
-    """Train ``model`` for ``epochs`` with ``loss_fn(model, batch) -> loss``; returns per-epoch mean losses.
+    """Train ``model`` for ``length`` (a section's ``epochs`` or ``steps``) with ``loss_fn(model, batch) -> loss``;
+    returns per-epoch mean losses.
 
     With ``checkpoint`` (a path outside the stage's outputs), the state is saved after every epoch, the
     last one included: a run killed mid-training continues from the last saved epoch, ending with the same
@@ -96,7 +105,9 @@ def fit(model, dataset, loss_fn, optimizer, epochs: int, batch_size: int, device
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
                         num_workers=0, generator=generator)
-    total = epochs * len(loader)
+    epochs, total = schedule(length, len(loader))
+    if length.get("steps") is not None:
+        log.info("%s: %d steps = %d epochs of %d batches (%d images)", name, total, epochs, len(loader), len(dataset))
     first, step, history = 0, 0, []
     model.to(device).train()
     if checkpoint is not None:
@@ -110,6 +121,8 @@ def fit(model, dataset, loss_fn, optimizer, epochs: int, batch_size: int, device
         losses, start = [], time.time()
         bar = progress(loader, desc=f"{name} epoch {epoch + 1}/{epochs}", leave=False)
         for batch in bar:
+            if step >= total:  # training by steps ends inside its last epoch
+                break
             batch = {k: v.to(device) for k, v in batch.items()}
             poly_lr(optimizer, step, total)
             loss = loss_fn(model, batch)

@@ -1,6 +1,11 @@
 """The random walk of AffinityNet (Ahn & Kwak, CVPR 2018): T = D^-1 W^beta over the pairs within ``radius``,
-vec(M*) = T^t vec(M), on a sparse transition matrix (never a dense HW x HW one), and the pseudo-label
-argmax of the walked [M_bg; M] with M_bg = (1 - max_c M_c)^alpha.
+vec(M*) = T^t vec(M), on a sparse transition matrix (never a dense HW x HW one), and the pseudo-label read
+from the walked maps in one of two ways (``BACKGROUNDS``):
+
+- ``power`` (psa): walk [M_bg; M] with M_bg = (1 - max_c M_c)^alpha, label = argmax;
+- ``threshold`` (irn's reading): walk the object classes M only, rescale each walked map by its maximum,
+  label = argmax([bg_threshold; M*_c / max M*_c]); the background is decided after the walk, so no mass
+  of a large background can flow over a small object and erase its class.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from .affinitynet import full_offsets, neighbour_affinity
 from .cam import with_background
 
 WALK_STRIDES = (4, 8)  # random_walk.stride: 8 = psa's walk on the feature map, 4 = irn's finer walk
+BACKGROUNDS = ("power", "threshold")  # random_walk.background
 
 
 def transition(affinity: torch.Tensor, beta: float) -> torch.Tensor:
@@ -119,21 +125,43 @@ def check_walk_stride(stride) -> int:
     return stride
 
 
-def scores_at_stride(cams: np.ndarray, alpha: float, stride: int, size) -> torch.Tensor:
-    """[M_bg; M] with M_bg = (1 - max_c M_c)^alpha, zero-padded to ``size`` (a multiple of stride), average-pooled by stride."""
-    scores = torch.from_numpy(with_background(cams.astype(np.float32), alpha))
+def scores_at_stride(cams: np.ndarray, alpha: float | None, stride: int, size) -> torch.Tensor:
+    """[M_bg; M] with M_bg = (1 - max_c M_c)^alpha (M alone when alpha is None), zero-padded to ``size``, average-pooled by stride."""
+    cams = cams.astype(np.float32)
+    scores = torch.from_numpy(cams if alpha is None else with_background(cams, alpha))
     h, w = scores.shape[-2:]
     scores = F.pad(scores, (0, size[1] - w, 0, size[0] - h))
     return F.avg_pool2d(scores[None], stride, stride)[0]
 
 
-def walk_labels(small: torch.Tensor, affinity: torch.Tensor, classes, beta: float, t: int, radius: int, size,
-                crop) -> np.ndarray:
-    """Class ids of argmax upsample(T^t [M_bg; M]) with T = D^-1 W^beta, upsampled to ``size`` and cropped to ``crop``."""
+def threshold_labels(walked: torch.Tensor, classes, bg_threshold: float) -> np.ndarray:
+    """label = argmax([bg_threshold; M*_c / max M*_c]) as class ids; walked is (K, H, W) of the K ``classes``."""
     lut = np.asarray([0, *classes], dtype=np.uint8)
+    peak = walked.flatten(1).max(dim=1).values.clamp(min=1e-12).view(-1, 1, 1)
+    scores = torch.cat([torch.full_like(walked[:1], bg_threshold), walked / peak])
+    return lut[scores.argmax(dim=0).cpu().numpy()]
+
+
+def walk_labels(small: torch.Tensor, affinity: torch.Tensor, classes, beta: float, t: int, radius: int, size,
+                crop, bg_threshold: float | None = None) -> np.ndarray:
+    """Class ids of the walked maps T^t M (T = D^-1 W^beta), upsampled to ``size`` and cropped to ``crop``.
+
+    bg_threshold None (``power``): ``small`` is [M_bg; M] and the label is the argmax; a number
+    (``threshold``): ``small`` is M alone and the label is ``threshold_labels`` of the walked maps.
+    """
     walked = propagate(small.to(affinity), affinity, beta, t, radius)
     up = F.interpolate(walked[None], size=tuple(size), mode="bilinear", align_corners=False)[0, :, :crop[0], :crop[1]]
+    if bg_threshold is not None:
+        return threshold_labels(up, classes, bg_threshold)
+    lut = np.asarray([0, *classes], dtype=np.uint8)
     return lut[up.argmax(dim=0).cpu().numpy()]
+
+
+def check_background(background) -> str:
+    """The walk's background mode if it is one of BACKGROUNDS, else ValueError naming the allowed values."""
+    if background not in BACKGROUNDS:
+        raise ValueError(f"random_walk background must be one of {BACKGROUNDS}, not {background!r}")
+    return background
 
 
 def features_at_stride(model, image: torch.Tensor, stride: int):
@@ -152,13 +180,20 @@ def features_at_stride(model, image: torch.Tensor, stride: int):
 
 @torch.no_grad()
 def refine(model, image: torch.Tensor, cams: np.ndarray, classes, alpha: float, beta: float, t: int,
-           radius: int, stride: int | None = None) -> np.ndarray:
-    """Pseudo-label = argmax upsample(T^t [M_bg; M]) on the stride-``stride`` grid, T = D^-1 W^beta; class ids (H, W).
+           radius: int, stride: int | None = None, background: str = "power", bg_threshold: float = 0.25) -> np.ndarray:
+    """Pseudo-label of the walk T^t M on the stride-``stride`` grid, T = D^-1 W^beta, read as ``background`` says; class ids (H, W).
 
     ``stride`` (4 or 8; None = the backbone's stride) is the grid the walk runs on: the features are
-    upsampled to it, [M_bg; M] is average-pooled to it and ``radius`` counts its pixels.
+    upsampled to it, the maps are average-pooled to it and ``radius`` counts its pixels. ``background``
+    ``power`` walks [(1 - max M)^alpha; M] (psa); ``threshold`` walks M and thresholds the rescaled result
+    at ``bg_threshold`` (irn); alpha is then unused.
     """
     stride = stride or model.backbone.stride
+    check_background(background)
+    by_threshold = background == "threshold"
     features, padded_size, crop = features_at_stride(model, image, stride)
-    small = scores_at_stride(cams, alpha, stride, padded_size)
-    return walk_labels(small, neighbour_affinity(features, radius), classes, beta, t, radius, padded_size, crop)
+    if len(classes) == 0 and by_threshold:
+        return np.zeros(tuple(crop), dtype=np.uint8)
+    small = scores_at_stride(cams, None if by_threshold else alpha, stride, padded_size)
+    return walk_labels(small, neighbour_affinity(features, radius), classes, beta, t, radius, padded_size, crop,
+                       bg_threshold if by_threshold else None)

@@ -1,0 +1,196 @@
+"""Health checks: known answers for their maths, and each kind of collapse seeded on tiny data must be named.
+
+The seeded collapses run the real stages on the tiny run's artifacts: a walk whose background drowns every
+class (psa's background map with alpha far below 1), and a segmentation net trained on pseudo-labels that are
+background everywhere (it predicts one class). Each must leave a WARNING naming the stage and the classes in
+its log and artifact, and evaluate must carry it into the summary and fail under evaluate.strict.
+"""
+
+import json
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from wsss_steps import health
+from wsss_steps.methods.affinitynet import full_offsets
+from wsss_steps.methods.random_walk import propagate, scores_at_stride, threshold_labels, walk_labels
+from wsss_steps.train_segmentation import prediction_health
+from wsss_steps.training import schedule
+
+from test_entry_points import CONFIG, run, section, stage_command
+
+
+def test_precision_recall_by_hand():
+    predicted = np.array([[1, 0], [1, 1], [0, 1], [0, 0]], bool)
+    target = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], bool)
+    precision, recall = health.precision_recall(predicted, target)
+    assert precision.tolist() == [0.5, 1.0]  # class 0: TP 1 of 2 predicted; class 1: 2 of 2
+    assert recall.tolist() == [0.5, 1.0]  # class 0: 1 of 2 labelled; class 1: 2 of 2
+
+
+def test_survival_and_tally():
+    assert health.survived(10, 100) and not health.survived(9, 100)  # share 0.1
+    tally = health.Tally()
+    for cls, ok in [(1, True), (1, False), (1, True), (1, True), (2, False)]:
+        tally.add(cls, ok)
+    assert tally.rates(["background", "cat", "dog"]) == {"cat": {"rate": 0.75, "images": 4},
+                                                         "dog": {"rate": 0.0, "images": 1}}
+    warnings = health.low_rates("random_walk", "survival", tally.rates(["background", "cat", "dog"]),
+                                health.MIN_SURVIVAL, "random_walk.alpha", "the walk erases the class")
+    assert [(w["class"], w["stage"]) for w in warnings] == [("cat", "random_walk"), ("dog", "random_walk")]
+    assert "random_walk: the walk erases the class (class 'dog': 0.00" in warnings[1]["message"]
+
+
+def test_threshold_labels_by_hand():
+    walked = torch.tensor([[[0.0, 2.0, 8.0]], [[1.0, 0.1, 0.0]]])  # class 5 peaks at 8, class 7 at 1
+    # rescaled: class 5 -> 0, 0.25, 1; class 7 -> 1, 0.1, 0; background 0.3
+    assert threshold_labels(walked, [5, 7], 0.3).tolist() == [[7, 0, 5]]
+
+
+def test_threshold_background_keeps_a_class_that_the_power_background_drowns():
+    """A small object in a large background, walked with affinities that join everything: psa's walked
+    background covers the object (the class is erased); walking the classes only keeps it."""
+    h = w = 8
+    cams = np.zeros((1, h, w), np.float32)
+    cams[0, 3:5, 3:5] = [[1.0, 0.6], [0.6, 0.3]]
+    radius = 2
+    affinity = torch.ones(len(full_offsets(radius)), h, w)
+    power = walk_labels(scores_at_stride(cams, 16, 1, (h, w)), affinity, [3], 8, 32, radius, (h, w), (h, w))
+    assert not (power == 3).any()
+    threshold = walk_labels(scores_at_stride(cams, None, 1, (h, w)), affinity, [3], 8, 32, radius, (h, w), (h, w),
+                            bg_threshold=0.25)
+    assert (threshold == 3).any() and (threshold == 0).any()
+
+
+def test_propagate_keeps_each_class_mass_apart():
+    """Walking the classes without a background row is the same walk, class by class."""
+    torch.manual_seed(0)
+    cams = torch.rand(2, 5, 6)
+    affinity = torch.rand(len(full_offsets(2)), 5, 6)
+    both = propagate(cams, affinity, 4, 3, 2)
+    one = propagate(cams[1:], affinity, 4, 3, 2)
+    assert torch.allclose(both[1:], one)
+
+
+def test_schedule_in_steps_does_not_follow_the_dataset_size():
+    assert schedule({"epochs": 3}, 10) == (3, 30)
+    assert schedule({"steps": 25}, 10) == (3, 25)
+    assert schedule({"steps": 25}, 100) == (1, 25)
+
+
+def test_prediction_health_names_a_class_never_predicted():
+    class Layout:
+        classes = ["background", "cat", "dog"]
+        num_classes = 3
+
+    labels = {"a": np.array([[0, 1], [2, 255]], np.uint8)}
+    predicted = {"train": np.array([4, 0, 0]), "val": np.array([10, 0, 2])}
+    figures, warnings = prediction_health(Layout, labels, predicted)
+    assert figures["pseudo_label_share"] == {"background": round(1 / 3, 4), "cat": round(1 / 3, 4),
+                                             "dog": round(1 / 3, 4)}
+    named = {(w["check"], w["class"]) for w in warnings}
+    assert named == {("predicted_vs_pseudo", "cat"), ("predicted_vs_pseudo", "dog"), ("never_predicted_val", "cat")}
+
+
+def _health(path):
+    with h5py.File(path, "r") as store:
+        return health.read(store.attrs)
+
+
+def _oracle_cams(workdir, results, out):
+    """A copy of the tiny run's CAM store whose maps are the ground-truth masks: every class has CAM pixels."""
+    from wsss_steps.data import VOCLayout
+
+    layout = VOCLayout.from_config({k: v for k, v in CONFIG["dataset"].items() if k != "generate"} |
+                                   {"root": str(workdir / CONFIG["dataset"]["root"])})
+    path = out / "cams_train.h5"
+    with h5py.File(results / "cams_train.h5", "r") as src, h5py.File(path, "w") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        for name in json.loads(src.attrs["ids"]):
+            classes = src[name].attrs["classes"]
+            mask = layout.mask(name)
+            maps = np.asarray([mask == c for c in classes], np.float16).reshape(len(classes), *mask.shape)
+            dst.create_dataset(name, data=maps)
+            dst[name].attrs["classes"] = classes
+    return path
+
+
+@pytest.mark.parametrize("walk, erased", [
+    ({"alpha": 0.01, "beta": 1, "t": 64, "background": "power"}, {"kite", "bug", "boat"}),  # M_bg ~ 1, mixed
+    ({"beta": 1, "t": 64, "background": "threshold"}, set()),  # the same walk, background decided after it
+])
+def test_a_walk_that_erases_the_classes_is_named(tiny_run, tmp_path, walk, erased):
+    workdir, _ = tiny_run
+    results = workdir / "results" / "tiny"
+    cmd = stage_command("random_walk", results, tmp_path)
+    cmd[cmd.index("--params") + 1] = json.dumps(dict(json.loads(section("random_walk")), **walk))
+    cmd[cmd.index("--cams") + 1] = str(_oracle_cams(workdir, results, tmp_path))
+    cmd += ["--log", str(tmp_path / "walk.log")]
+    run(cmd, cwd=workdir)
+    record = _health(tmp_path / "pseudo_labels_train.h5")
+    assert set(record["figures"]["survival"]) == {"kite", "bug", "boat"}
+    assert {w["class"] for w in record["warnings"] if w["check"] == "survival"} == erased
+    log = (tmp_path / "walk.log").read_text()
+    if erased:
+        assert "WARNING health: random_walk: the walk erases the class in many of its images (class 'kite'" in log
+        assert "most likely at fault: random_walk.alpha" in log
+    else:
+        assert "health: every check passed" in log
+
+
+@pytest.fixture(scope="module")
+def collapsed_segmentation(tiny_run, tmp_path_factory):
+    """train_segmentation on pseudo-labels that are background everywhere: the net predicts one class."""
+    workdir, _ = tiny_run
+    results = workdir / "results" / "tiny"
+    out = tmp_path_factory.mktemp("collapse")
+    pseudo = out / "pseudo_labels_train.h5"
+    with h5py.File(results / "pseudo_labels_train.h5", "r") as src, h5py.File(pseudo, "w") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        for name in json.loads(src.attrs["ids"]):
+            dst.create_dataset(name, data=np.zeros_like(src[name][()]))
+    cmd = stage_command("train_segmentation", results, out)
+    cmd[cmd.index("--pseudo-labels") + 1] = str(pseudo)
+    cmd += ["--log", str(out / "seg.log")]
+    run(cmd, cwd=workdir)
+    return workdir, results, out
+
+
+def test_a_segmentation_net_predicting_one_class_is_named(collapsed_segmentation):
+    _, _, out = collapsed_segmentation
+    record = _health(out / "segmentation_predictions.h5")
+    never = {w["class"] for w in record["warnings"] if w["check"] == "never_predicted_val"}
+    assert never == {"kite", "bug", "boat"}
+    assert "WARNING health: train_segmentation: never predicts the class on val (class 'boat'" in (out / "seg.log").read_text()
+
+
+def test_evaluate_gathers_the_warnings_and_strict_fails(collapsed_segmentation):
+    workdir, results, out = collapsed_segmentation
+    cmd = stage_command("evaluate", results, out)
+    cmd[cmd.index("--predictions") + 1] = str(out / "segmentation_predictions.h5")
+    run(cmd, cwd=workdir)
+    summary = json.loads((out / "summary.json").read_text())
+    stages = {(w["stage"], w["class"]) for w in summary["health"]["warnings"]}
+    assert {("train_segmentation", "kite"), ("train_segmentation", "boat")} <= stages
+    table = (out / "summary.md").read_text()
+    assert "## Health" in table and "**WARNING** train_segmentation: never predicts the class on val" in table
+    strict = dict(json.loads(section("evaluate")), strict=True)
+    cmd[cmd.index("--params") + 1] = json.dumps(strict)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    assert "evaluate.strict" in proc.stderr and "never predicts the class on val (class 'kite'" in proc.stderr
+
+
+def test_the_tiny_run_summary_has_a_health_section(tiny_run):
+    workdir, _ = tiny_run
+    summary = json.loads((workdir / "results" / "tiny" / "summary.json").read_text())
+    assert set(summary["health"]["stages"]) == {"train_classifier", "extract_cams", "make_affinity_labels",
+                                                "random_walk", "train_segmentation"}
+    assert set(summary["health"]["stages"]["train_classifier"]) == {"train", "val"}
+    assert summary["health"]["unchecked"] == []
+

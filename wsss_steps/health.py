@@ -1,0 +1,121 @@
+"""Health checks that need no ground truth: each stage measures its own output, stores the figures in its
+artifact (attribute ``health``, JSON) and logs a WARNING for each check that fails; ``evaluate`` gathers
+them into the "Health" section of the summary.
+
+The thresholds are fixed, documented constants, the same for every dataset and not settings: a check must
+not move with the settings it judges.
+
+- classifier: per class, precision and recall of the image-level labels (logit > 0) on train and val,
+  each at least ``MIN_PRECISION_RECALL``;
+- CAMs and affinity labels: per class, the share of the images labelled with it in which it gets a confident
+  pixel (CAM: it wins argmax([CAM_THRESHOLD; M]) somewhere; affinity labels: some pixel carries its
+  label), at least ``MIN_CONFIDENT_SHARE``;
+- random walk: per class, **survival**: the share of (image, class) pairs in which the class keeps at least
+  ``SURVIVAL_SHARE`` of the pixels the CAM gives it at CAM_THRESHOLD, at least ``MIN_SURVIVAL``;
+- segmentation: per class, the share of train pixels predicted as the class against the pseudo-labels'
+  share, at least ``MIN_PREDICTED_RATIO`` of it; an object class never predicted on val.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+
+CAM_THRESHOLD = 0.2  # psa's fixed background score: what "the CAM's pixels of a class" means here
+MIN_PRECISION_RECALL = 0.5
+MIN_CONFIDENT_SHARE = 0.8
+SURVIVAL_SHARE = 0.1
+MIN_SURVIVAL = 0.8
+MIN_PREDICTED_RATIO = 0.25
+
+log = logging.getLogger("wsss_steps")
+
+
+def precision_recall(predicted: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """precision = TP / (TP + FP), recall = TP / (TP + FN) per class (column) of (N, C) boolean arrays; NaN where undefined."""
+    predicted, target = np.asarray(predicted, bool), np.asarray(target, bool)
+    tp = (predicted & target).sum(axis=0).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / predicted.sum(axis=0), tp / target.sum(axis=0)
+
+
+def class_pixels(labels: np.ndarray, classes) -> dict[int, int]:
+    """Number of pixels of each of ``classes`` in a label map."""
+    return {int(c): int((labels == c).sum()) for c in classes}
+
+
+def survived(walk_pixels: int, cam_pixels: int, share: float = SURVIVAL_SHARE) -> bool:
+    """A class survives the walk when walk_pixels >= share x cam_pixels."""
+    return walk_pixels >= share * cam_pixels
+
+
+class Tally:
+    """Per-class counts of (image, class) pairs and of those passing a check: rate = passed / pairs."""
+
+    def __init__(self):
+        self.pairs, self.passed = {}, {}
+
+    def add(self, cls: int, ok: bool):
+        self.pairs[cls] = self.pairs.get(cls, 0) + 1
+        self.passed[cls] = self.passed.get(cls, 0) + int(bool(ok))
+
+    def rates(self, names) -> dict:
+        """{class name: {"rate": passed / pairs, "images": pairs}} for the classes seen."""
+        return {names[c]: {"rate": round(self.passed[c] / self.pairs[c], 4), "images": self.pairs[c]}
+                for c in sorted(self.pairs)}
+
+
+def warning(stage: str, check: str, cls: str, value: float, threshold: float, setting: str, text: str) -> dict:
+    """One failed check, as stored and shown: the stage, the check, the class, the figures and the likely setting."""
+    return {"stage": stage, "check": check, "class": cls, "value": round(float(value), 4), "threshold": threshold,
+            "setting": setting, "message": f"{stage}: {text} (class '{cls}': {value:.2f}, threshold {threshold}); "
+                                           f"most likely at fault: {setting}"}
+
+
+def low_rates(stage: str, check: str, rates: dict, threshold: float, setting: str, what: str) -> list[dict]:
+    """A warning for each class of ``rates`` ({name: {"rate": r, ...}}) whose rate is below ``threshold``."""
+    return [warning(stage, check, name, row["rate"], threshold, setting, what)
+            for name, row in rates.items() if row["rate"] < threshold]
+
+
+def classifier_warnings(figures: dict) -> list[dict]:
+    """Warnings for classes whose image-level precision or recall (train or val) is below MIN_PRECISION_RECALL."""
+    out = []
+    for split, rows in figures.items():
+        for name, row in rows.items():
+            for key in ("precision", "recall"):
+                value = row.get(key)
+                if value is not None and value < MIN_PRECISION_RECALL:
+                    out.append(warning("train_classifier", f"{key}_{split}", name, value, MIN_PRECISION_RECALL,
+                                       "classifier.lr / classifier.steps (or too few images of the class)",
+                                       f"image-level {key} on {split} is low"))
+    return out
+
+
+def segmentation_warnings(train_ratio: dict, val_predicted: dict) -> list[dict]:
+    """Warnings for classes predicted on train far less than the pseudo-labels give them, or never on val."""
+    setting = "segmentation.lr / segmentation.steps (the net learnt the majority class)"
+    out = low_rates("train_segmentation", "predicted_vs_pseudo", train_ratio, MIN_PREDICTED_RATIO, setting,
+                    "predicts the class on train far less than its pseudo-labels do")
+    for name, pixels in val_predicted.items():
+        if pixels == 0:
+            out.append(warning("train_segmentation", "never_predicted_val", name, 0.0, 1, setting,
+                               "never predicts the class on val"))
+    return out
+
+
+def record(store_attrs, figures: dict, warnings: list[dict]):
+    """Store a stage's health figures and warnings in its artifact's attributes and log each warning."""
+    for item in warnings:
+        log.warning("health: %s", item["message"])
+    if not warnings:
+        log.info("health: every check passed")
+    store_attrs["health"] = json.dumps({"figures": figures, "warnings": warnings}, sort_keys=True)
+
+
+def read(store_attrs) -> dict | None:
+    """The health record of an artifact (None for one written before the checks existed)."""
+    text = store_attrs.get("health")
+    return None if text is None else json.loads(text)
