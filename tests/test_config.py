@@ -72,3 +72,27 @@ def test_every_schema_property_is_documented():
 
 def test_default_config_is_valid(good):
     assert good["dataset"]["classes"][0] == "background"
+
+
+@pytest.mark.parametrize("section", ["classifier", "affinity", "segmentation"])
+def test_a_training_section_gives_epochs_or_steps(good, section):
+    both = copy.deepcopy(good)
+    both[section]["steps"] = 100
+    with pytest.raises(ConfigError, match=rf"'{section}\.steps': {section} gives both epochs and steps"):
+        validate_config(both)
+    neither = copy.deepcopy(good)
+    del neither[section]["epochs"]
+    with pytest.raises(ConfigError, match=rf"'{section}\.steps': {section} gives neither epochs nor steps"):
+        validate_config(neither)
+    steps = copy.deepcopy(good)
+    del steps[section]["epochs"]
+    steps[section]["steps"] = 100
+    validate_config(steps)
+
+
+def test_the_run_name_defaults_to_dataset_and_preset(good):
+    config = copy.deepcopy(good)
+    del config["run_name"]
+    assert validate_config(copy.deepcopy(config))["run_name"] == "synthetic"
+    config["preset"] = "cpu_photos"
+    assert validate_config(config)["run_name"] == "synthetic-cpu_photos"

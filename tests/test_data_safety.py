@@ -1,6 +1,6 @@
 """The workflow never deletes or overwrites a dataset it did not write.
 
-Regression tests for a data-loss bug: `snakemake --configfile configs/voc12.yaml`, run from the
+Regression tests for a data-loss bug: `snakemake --configfile <the VOC 2012 config>`, run from the
 repository root, merged the user's config over the built-in demo's config.yaml, the demo's
 `dataset.generate` block survived the merge, and with `train_aug.txt` missing (or with `-F`) the
 generator replaced the user's VOC tree with synthetic images. These tests run the README's commands
@@ -38,8 +38,10 @@ def from_repo_root(*args, configfiles):
 
 
 def voc_config(tmp_path, root) -> Path:
-    """configs/voc12.yaml as shipped, pointed at ``root``, with a run name no other test uses."""
-    config = yaml.safe_load((REPO / "configs" / "voc12.yaml").read_text())
+    """configs/presets/voc12_gpu.yaml with configs/datasets/voc12.yaml as shipped, pointed at ``root``, with a run
+    name no other test uses."""
+    config = {**yaml.safe_load((REPO / "configs" / "presets" / "voc12_gpu.yaml").read_text()),
+              **yaml.safe_load((REPO / "configs" / "datasets" / "voc12.yaml").read_text())}
     config["dataset"]["root"] = str(root)
     config["run_name"] = f"data-safety-{tmp_path.name}"
     path = tmp_path / "voc.yaml"

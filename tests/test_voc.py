@@ -145,40 +145,54 @@ def test_cams_of_an_odd_sized_image_align_to_the_pixel(flip):
     assert coarse.shape == (h, w) and abs(y - 32) <= 4 and abs(x - 47) <= 4
 
 
+VOC12_GPU = (REPO / "configs" / "presets" / "voc12_gpu.yaml", REPO / "configs" / "datasets" / "voc12.yaml")
+PRESETS = sorted((REPO / "configs" / "presets").glob("*.yaml"))
+DATASET_FILES = sorted((REPO / "configs" / "datasets").glob("*.yaml"))
+
+
 def test_voc12_config_dry_run_shows_the_whole_dag(tmp_path):
     write_fake_voc(tmp_path / "data" / "VOCdevkit" / "VOC2012", mask_dir="SegmentationClassAug")
-    proc = snakemake(tmp_path, "-n", configfiles=(REPO / "configs" / "voc12.yaml",))
+    proc = snakemake(tmp_path, "-n", configfiles=VOC12_GPU)
     jobs = planned_jobs(proc.stdout)
     assert jobs == {"all": 1, "train_classifier": 1, "extract_cams": 1, "make_affinity_labels": 1,
                     "train_affinity": 1, "random_walk": 1, "train_segmentation": 1, "evaluate": 1}
 
 
 def test_missing_dataset_root_stops_the_workflow_before_any_job(tmp_path):
-    proc = snakemake(tmp_path, "-n", configfiles=(REPO / "configs" / "voc12.yaml",), check=False)
+    proc = snakemake(tmp_path, "-n", configfiles=VOC12_GPU, check=False)
     assert proc.returncode != 0
     assert "VOCdevkit/VOC2012: dataset root not found" in proc.stdout
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_configs_are_valid(path):
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("dataset", DATASET_FILES, ids=lambda p: p.stem)
+def test_every_preset_with_every_dataset_file_is_valid(preset, dataset):
     import yaml
 
     from wsss_steps.config import validate_config
 
-    validate_config(yaml.safe_load(path.read_text()))
+    preset_cfg, dataset_cfg = (yaml.safe_load(p.read_text()) for p in (preset, dataset))
+    assert "dataset" not in preset_cfg and set(dataset_cfg) == {"dataset"}  # a preset is the same for every dataset
+    config = validate_config({**preset_cfg, **dataset_cfg})
+    assert config["run_name"] == f"{dataset_cfg['dataset']['name']}-{preset.stem}"
 
 
-HORSES = REPO.parent / "shared" / "data" / "horse-street"
+SHARED = REPO.parent / "shared" / "data"
 
 
-@pytest.mark.skipif(not HORSES.is_dir(), reason=f"{HORSES} not present (shared real photos)")
-def test_horse_street_config_plans_the_whole_pipeline_on_the_shared_photos():
-    proc = snakemake(REPO, "-n", "--rerun-triggers", "mtime", configfiles=(REPO / "configs" / "horse_street.yaml",))
+@pytest.mark.parametrize("name, classes, train_images", [("horse_street", ("background", "horse"), 524),
+                                                         ("pets_horses", ("background", "horse", "cat", "dog"), 640)])
+def test_the_photo_preset_plans_the_whole_pipeline_on_the_shared_photos(name, classes, train_images):
+    root = SHARED / name.replace("_", "-")
+    if not root.is_dir():
+        pytest.skip(f"{root} not present (shared real photos)")
+    configfiles = (REPO / "configs" / "presets" / "cpu_photos.yaml", REPO / "configs" / "datasets" / f"{name}.yaml")
+    proc = snakemake(REPO, "-n", "--rerun-triggers", "mtime", configfiles=configfiles)
     assert set(planned_jobs(proc.stdout)) <= {"all", "train_classifier", "extract_cams", "make_affinity_labels",
                                               "train_affinity", "random_walk", "train_segmentation", "evaluate"}
-    layout = VOCLayout(HORSES, ("background", "horse"))
+    layout = VOCLayout(root, classes)
     report = layout.check(["train"], ["val"])
-    assert report["train"]["images"] == 524 and 0 < report["train"]["with_foreground"] < 524
+    assert report["train"]["images"] == train_images and 0 < report["train"]["with_foreground"] < train_images
 
 
 def test_a_store_made_for_another_class_list_or_dataset_is_refused(tmp_path):
