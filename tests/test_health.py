@@ -181,7 +181,7 @@ def test_evaluate_gathers_the_warnings_and_strict_fails(collapsed_segmentation):
     assert "## Health" in table and "**WARNING** train_segmentation: never predicts the class on val" in table
     strict = dict(json.loads(section("evaluate")), strict=True)
     cmd[cmd.index("--params") + 1] = json.dumps(strict)
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1800)  # a hang guard
     assert proc.returncode == 1
     assert "evaluate.strict" in proc.stderr and "never predicts the class on val (class 'kite'" in proc.stderr
 

@@ -38,14 +38,15 @@ def prediction_health(layout, label_maps: dict, predicted: dict):
     pseudo = np.zeros(n, np.int64)
     for labels in label_maps.values():
         pseudo += np.bincount(labels[labels < n].ravel(), minlength=n)[:n]
-    figures = {"pseudo_label_share": dict(zip(layout.classes, np.round(shares(pseudo), 4).tolist()))}
+    pseudo_share = shares(pseudo)
+    figures = {"pseudo_label_share": dict(zip(layout.classes, np.round(pseudo_share, 4).tolist()))}
     ratio = {}
     if predicted["train"].sum():
         train_share = shares(predicted["train"])
         figures["train_predicted_share"] = dict(zip(layout.classes, np.round(train_share, 4).tolist()))
         for c, name in enumerate(layout.classes):
             if pseudo[c] > 0:
-                ratio[name] = {"rate": round(float(train_share[c] / shares(pseudo)[c]), 4)}
+                ratio[name] = {"rate": round(float(train_share[c] / pseudo_share[c]), 4)}
         figures["train_ratio"] = ratio
     figures["val_predicted_share"] = dict(zip(layout.classes, np.round(shares(predicted["val"]), 4).tolist()))
     val_pixels = {name: int(predicted["val"][c]) for c, name in enumerate(layout.classes) if c > 0}
