@@ -7,6 +7,7 @@ import pytest
 import torch
 import torchvision
 
+from wsss_steps.artifacts import load_weights, save_weights
 from wsss_steps.config import ConfigError
 from wsss_steps.nets.affinity import AffinityNet
 from wsss_steps.nets.backbones import ResNet50Backbone, WeightsError, backbone_from_config, make_backbone
@@ -126,3 +127,25 @@ def test_optimizer_takes_momentum_from_settings_and_gives_new_layers_ten_times_t
     assert [g["lr"] for g in default.param_groups] == [0.01, 0.1]
     plain = make_optimizer(old.parameters(), new.parameters(), {"lr": 0.1, "weight_decay": 0.0, "momentum": 0})
     assert [g["momentum"] for g in plain.param_groups] == [0, 0]
+
+
+def test_channels_last_resnet_gives_the_same_features_in_the_usual_layout(tmp_path):
+    torch.manual_seed(0)
+    plain = backbone_from_config({"name": "resnet50", "output_stride": 16, "weights": None}).eval()
+    nhwc = backbone_from_config({"name": "resnet50", "output_stride": 16, "weights": None, "channels_last": True}).eval()
+    assert nhwc.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    nhwc.load_state_dict(plain.state_dict())
+    assert nhwc.net.layer1[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)  # loading keeps NHWC
+    image = torch.rand(1, 3, 64, 48)
+    with torch.no_grad():
+        expected, got = plain(image), nhwc(image)
+    for e, g in zip(expected, got):
+        assert g.is_contiguous()  # the heads see the usual NCHW layout
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+    # weights trained in NHWC are stored in the logical layout and load into a plain network
+    path = tmp_path / "w.h5"
+    save_weights(path, nhwc, {"stage": "test"})
+    reloaded = backbone_from_config({"name": "resnet50", "output_stride": 16, "weights": None}).eval()
+    load_weights(path, reloaded)
+    assert torch.equal(reloaded.net.layer4[2].conv3.weight, plain.net.layer4[2].conv3.weight)
