@@ -56,7 +56,7 @@ rule extract_cams:
         version=VERSION,
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
-        hyper=as_arg(config["cams"]),
+        hyper=method_arg("cams"),
         split=TRAIN,
     shell:
         stage_shell(

@@ -110,5 +110,18 @@ def as_arg(value):
 # only) stay out, so changing them reruns only the rules that use them.
 DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k not in ("generate", "score_split")})
 BACKBONE_ARG = as_arg(config["backbone"])
+
+
+def method_arg(section, default="cam"):
+    """A section with only its selected method's block (`<section>.method`, absent = `default`), as one
+    shell word: editing a block of a method that is not selected reruns nothing."""
+    values = dict(config[section])
+    chosen = values.get("method", default)
+    blocks = METHOD_BLOCKS.get(section, ())
+    return as_arg({k: v for k, v in values.items() if k not in blocks or k == chosen})
+
+
+# Each section's method blocks (keys named as the methods of its `method` setting).
+METHOD_BLOCKS = {"cams": ("gradcam",)}
 # Every rule declares the project's one environment, for `--sdm conda` users (the same pins as uv.lock).
 ENV = "../environment.yml"

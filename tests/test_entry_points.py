@@ -86,6 +86,27 @@ def test_a_stage_run_alone_reproduces_the_workflows_artifact(tiny_run, tmp_path,
             np.testing.assert_array_equal(ours[key], theirs[key], err_msg=f"{name}:{key}")
 
 
+def test_extract_cams_with_gradcam_at_the_last_layer_matches_cam_on_the_tiny_run(tiny_run, tmp_path):
+    """cams.method gradcam, run alone on the tiny run's classifier: at the last layer Grad-CAM is the CAM / Z, so
+    at one scale without flip the stored maps differ from the workflow's CAMs by the ReLU's place and rounding only."""
+    workdir, _ = tiny_run
+    results = workdir / "results" / "tiny"
+    params = {**CONFIG["cams"], "scales": [1.0], "flip": False}
+    cmd = stage_command("extract_cams", results, tmp_path)
+    plain, grad = (cmd[:] for _ in range(2))
+    for command, name, extra in ((plain, "plain", {}), (grad, "grad", {"method": "gradcam"})):
+        command[command.index("--params") + 1] = json.dumps({**params, **extra})
+        command[command.index("--out") + 1] = str(tmp_path / f"{name}.h5")
+        run(command, cwd=workdir)
+    ours, theirs = arrays(tmp_path / "grad.h5"), arrays(tmp_path / "plain.h5")
+    assert ours.keys() == theirs.keys() and len(ours) == 24
+    for key in ours:
+        assert ours[key].shape == theirs[key].shape
+        a, b = ours[key].astype(np.float32).ravel(), theirs[key].astype(np.float32).ravel()
+        if b.any():
+            assert np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.9, key
+
+
 def test_diagnose_module_and_workflow_target_agree(tiny_run, tmp_path):
     workdir, _ = tiny_run
     results = workdir / "results" / "tiny"

@@ -68,6 +68,17 @@ def test_changing_alpha_high_reruns_from_affinity_labels(tiny_run, tmp_path):
                                               "train_segmentation", "evaluate", "all"}
 
 
+def test_choosing_gradcam_reruns_from_extract_cams_and_its_block_alone_reruns_nothing(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    unselected = write_config(tmp_path / "layer.yaml", cams={"gradcam": {"layer": "previous"}})
+    proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(unselected,))
+    assert "Nothing to be done" in proc.stdout, proc.stdout[-2000:]  # cams.method is still cam
+    chosen = write_config(tmp_path / "gradcam.yaml", cams={"method": "gradcam"})
+    proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(chosen,))
+    assert set(planned_jobs(proc.stdout)) == {"extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
+                                              "train_segmentation", "evaluate", "all"}
+
+
 @pytest.mark.parametrize("section, change, key", [
     ("random_walk", {"beta": 0.5}, "random_walk.beta"),
     ("random_walk", {"gamma": 3}, "random_walk.gamma"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
@@ -13,14 +14,24 @@ from .config import load_params
 from .data import VOCLayout
 from .data.transforms import to_tensor
 from .log import progress
-from .methods.cam import cam_labels, multiscale_cam
+from .methods.cam import cam_labels, cam_maps, multiscale_cam
+from .methods.gradcam import gradcam_maps
 from .nets.classifier import CAMNet, build_classifier
 from .runtime import base_parser, run_stage, start
 
 STAGE = "extract_cams"
+CAM_METHODS = ("cam", "gradcam")  # cams.method; absent means cam
 
 
-def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, store):
+def method_maps(params: dict):
+    """The raw-map function of ``cams.method``: M_c = w_c^T f (cam) or Grad-CAM at ``cams.gradcam.layer``."""
+    method = params.get("method", "cam")
+    if method == "gradcam":
+        return functools.partial(gradcam_maps, layer=params["gradcam"]["layer"])
+    return cam_maps
+
+
+def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, store, maps=cam_maps):
     """Write one float16 (K, H, W) dataset per image with its class indices as attribute ``classes``, and the
     store's health: per class, the share of its images in which it wins argmax([CAM_THRESHOLD; M]) somewhere."""
     model.to(device).eval()
@@ -28,7 +39,7 @@ def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, 
     for image_id in progress(ids, desc="CAMs"):
         classes = table[image_id]
         image = to_tensor(layout.image(image_id)).to(device)
-        cam = multiscale_cam(model, image, classes, scales, flip).cpu().numpy().astype(np.float16)
+        cam = multiscale_cam(model, image, classes, scales, flip, maps).cpu().numpy().astype(np.float16)
         put_array(store, image_id, cam, classes=np.asarray(classes, dtype=np.int64))
         pixels = health.class_pixels(cam_labels(cam.astype(np.float32), classes, health.CAM_THRESHOLD), classes)
         for cls, count in pixels.items():
@@ -43,7 +54,7 @@ def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
     parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
-    parser.add_argument("--params", required=True, help="CAM settings: scales, flip (JSON or YAML file)")
+    parser.add_argument("--params", required=True, help="CAM settings: scales, flip, method (JSON or YAML file)")
     parser.add_argument("--classifier", required=True, help="classifier weights (.h5)")
     parser.add_argument("--split", required=True)
     parser.add_argument("--out", required=True, help="CAM store to write (.h5)")
@@ -56,8 +67,8 @@ def main(argv=None):
     attrs = provenance(STAGE, {**params, "split": args.split}, args.seed, [args.classifier, layout.list_file(args.split)])
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))
     with write_store(args.out, attrs) as store:
-        extract(model, layout, ids, table, params["scales"], params["flip"], device, store)
-    log.info("wrote CAMs of %d images to %s", len(ids), args.out)
+        extract(model, layout, ids, table, params["scales"], params["flip"], device, store, method_maps(params))
+    log.info("wrote %s maps of %d images to %s", params.get("method", "cam"), len(ids), args.out)
 
 
 if __name__ == "__main__":

@@ -44,11 +44,17 @@ def cam_labels(cams: np.ndarray, classes, threshold: float) -> np.ndarray:
     return lut[scores.argmax(axis=0)]
 
 
+def cam_maps(model, batch: torch.Tensor, index) -> torch.Tensor:
+    """M_c = w_c^T f(x, y) of the class positions ``index``: (B, len(index), h, w) at the backbone's stride."""
+    return model.cam(batch)[:, index]
+
+
 @torch.no_grad()
-def multiscale_cam(model, image: torch.Tensor, classes, scales, flip: bool) -> torch.Tensor:
+def multiscale_cam(model, image: torch.Tensor, classes, scales, flip: bool, maps=cam_maps) -> torch.Tensor:
     """sum over scales s (and flips) of ReLU(upsample(CAM(resize(image, s)))), then M_c / max M_c, for ``classes`` only.
 
     image: normalised (3, H, W); classes: 1-based class indices; returns (len(classes), H, W).
+    ``maps(model, batch, index)`` gives the raw maps (``cam_maps``, or Grad-CAM's ``gradcam_maps``).
     """
     h, w = image.shape[-2:]
     stride = model.backbone.stride
@@ -61,7 +67,7 @@ def multiscale_cam(model, image: torch.Tensor, classes, scales, flip: bool) -> t
         scaled = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)
         batch = torch.cat([scaled, scaled.flip(-1)]) if flip else scaled
         padded, _ = pad_to_stride(batch, stride)
-        cam = model.cam(padded)[:, index]
+        cam = maps(model, padded, index)
         cam = F.interpolate(cam, size=padded.shape[-2:], mode="bilinear", align_corners=False)[..., :size[0], :size[1]]
         cam = F.interpolate(cam, size=(h, w), mode="bilinear", align_corners=False)
         cam = F.relu(cam)

@@ -54,6 +54,12 @@ class TinyBackbone(nn.Module):
         s3 = self.stage3(s2)
         return [s1, s2, s3]
 
+    def forward_from(self, level: int, x):
+        """The last stage's features from the output ``level`` (0, 1, 2) of ``forward``."""
+        for stage in (self.stage2, self.stage3)[level:]:
+            x = stage(x)
+        return x
+
 
 BATCH_NORMS = ("frozen", "train")
 
@@ -101,6 +107,12 @@ class ResNet50Backbone(nn.Module):
         if self.channels_last:
             return [s2.contiguous(), s3.contiguous(), s4.contiguous()]
         return [s2, s3, s4]
+
+    def forward_from(self, level: int, x):
+        """The last stage's features from the output ``level`` (0, 1, 2) of ``forward``."""
+        for layer in (self.net.layer3, self.net.layer4)[level:]:
+            x = layer(x)
+        return x
 
     def load_imagenet(self, weights: str):
         """Load ImageNet weights from a local state-dict file or a torchvision weights name (downloads)."""

@@ -25,6 +25,12 @@ class CAMNet(nn.Module):
         """Raw class activation maps (B, num_fg, h, w) at the backbone's stride."""
         return self.classifier(self.backbone(x)[-1])
 
+    def scores_from(self, level: int, features):
+        """Class scores y (B, num_fg) from the backbone's output ``level`` (for Grad-CAM at an inner layer)."""
+        if level != len(self.backbone.channels) - 1:
+            features = self.backbone.forward_from(level, features)
+        return self.classifier(F.adaptive_avg_pool2d(features, 1)).flatten(1)
+
     def trainable_parameters(self):
         """(backbone parameters, new-layer parameters)."""
         return list(self.backbone.parameters()), list(self.classifier.parameters())
