@@ -20,7 +20,7 @@ rule train_classifier:
         version=VERSION,
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
-        hyper=as_arg(config["classifier"]),
+        hyper=method_arg("classifier"),
         seed=config["seed"],
         split=TRAIN,
         check_masks=shlex.join([VAL, SCORE]),

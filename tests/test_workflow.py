@@ -79,6 +79,16 @@ def test_choosing_gradcam_reruns_from_extract_cams_and_its_block_alone_reruns_no
                                               "train_segmentation", "evaluate", "all"}
 
 
+def test_hide_and_seek_block_alone_reruns_nothing_and_choosing_it_retrains_the_classifier(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    unselected = write_config(tmp_path / "has.yaml", classifier={"hide_and_seek": {"p": 0.25}})
+    proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(unselected,))
+    assert "Nothing to be done" in proc.stdout, proc.stdout[-2000:]
+    chosen = write_config(tmp_path / "has_on.yaml", classifier={"method": "hide_and_seek"})
+    proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(chosen,))
+    assert {"train_classifier", "extract_cams", "evaluate"} <= set(planned_jobs(proc.stdout))
+
+
 @pytest.mark.parametrize("section, change, key", [
     ("random_walk", {"beta": 0.5}, "random_walk.beta"),
     ("random_walk", {"gamma": 3}, "random_walk.gamma"),

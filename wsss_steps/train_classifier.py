@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import sys
 
 import numpy as np
@@ -15,11 +17,13 @@ from .data import VOCLayout
 from .data.loader import CropDataset
 from .data.transforms import pad_to_stride, to_tensor
 from .log import progress
+from .methods.hide_and_seek import hidden_cells, hide, mean_colour
 from .nets.classifier import build_classifier
 from .runtime import base_parser, run_stage, seed_everything, start
 from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_classifier"
+log = logging.getLogger("wsss_steps")
 
 
 def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed: int, device, checkpoint=None,
@@ -28,7 +32,8 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
     seed_everything(seed)
     table = layout.label_table(split)
     model = build_classifier(backbone_cfg, layout.num_classes)
-    dataset = CropDataset(layout, table, params["crop_size"], params["scale_range"], seed, image_labels=table)
+    dataset = CropDataset(layout, table, params["crop_size"], params["scale_range"], seed, image_labels=table,
+                          hide=crop_hiding(layout, table, params))
     optimizer = make_optimizer(*model.trainable_parameters(), params)
 
     def loss_fn(net, batch):
@@ -37,6 +42,21 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
     history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, seed, "classifier",
                   checkpoint, fingerprint)
     return model.cpu(), history
+
+
+def crop_hiding(layout: VOCLayout, ids, params: dict):
+    """The training crops' hiding of ``classifier.method`` (Hide-and-Seek), or None for plain CAM training."""
+    if params.get("method", "cam") != "hide_and_seek":
+        return None
+    settings = params["hide_and_seek"]
+    mean = mean_colour(layout.image(image_id) for image_id in ids)
+    log.info("Hide-and-Seek: cells of %d px hidden with p %.2f, filled with the training mean colour %s",
+             settings["patch_size"], settings["p"], np.round(mean, 1).tolist())
+    return functools.partial(_hide_crop, patch_size=settings["patch_size"], p=settings["p"], mean=mean)
+
+
+def _hide_crop(rng, image, patch_size, p, mean):
+    return hide(image, hidden_cells(rng, image.shape[:2], patch_size, p), mean)
 
 
 @torch.no_grad()

@@ -18,10 +18,11 @@ class CropDataset(Dataset):
     """Random scale/flip/crop of images with optional label maps; deterministic per (seed, epoch, index)."""
 
     def __init__(self, layout: VOCLayout, ids, crop: int, scale_range, seed: int,
-                 label_maps=None, image_labels=None):
+                 label_maps=None, image_labels=None, hide=None):
         self.layout, self.ids, self.crop, self.scale_range, self.seed = layout, list(ids), crop, tuple(scale_range), seed
         self.label_maps = label_maps      # id -> (H, W) uint8, or None
         self.image_labels = image_labels  # id -> [classes], or None
+        self.hide = hide                  # (rng, crop (H, W, 3) uint8) -> crop, e.g. Hide-and-Seek; or None
         self.epoch = 0
 
     def __len__(self):
@@ -33,6 +34,8 @@ class CropDataset(Dataset):
         extra = [self.label_maps[image_id]] if self.label_maps is not None else []
         image, extra = random_scale_crop(rng, self.layout.image(image_id), extra, self.crop, self.scale_range,
                                          self.layout.ignore_index)
+        if self.hide is not None:
+            image = self.hide(rng, image)
         item = {"image": to_tensor(image)}
         if extra:
             item["labels"] = torch.from_numpy(extra[0].astype(np.int64))
