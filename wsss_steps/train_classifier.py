@@ -12,12 +12,13 @@ import torch.nn.functional as F
 
 from . import health
 from .artifacts import provenance, save_weights
-from .config import load_params
+from .config import ConfigError, load_params
 from .data import VOCLayout
 from .data.loader import CropDataset
 from .data.transforms import pad_to_stride, to_tensor
 from .log import progress
 from .methods.hide_and_seek import hidden_cells, hide, mean_colour
+from .methods.puzzle_cam import alpha_at, reconstruction_loss, stitch, tile
 from .nets.classifier import build_classifier
 from .runtime import base_parser, run_stage, seed_everything, start
 from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
@@ -36,12 +37,39 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
                           hide=crop_hiding(layout, table, params))
     optimizer = make_optimizer(*model.trainable_parameters(), params)
 
-    def loss_fn(net, batch):
-        return F.multilabel_soft_margin_loss(net(batch["image"]), batch["target"])
+    loss_fn = classification_loss
+    if params.get("method") == "puzzle_cam":
+        n, stride = params["puzzle_cam"]["tiles"], model.backbone.stride
+        if params["crop_size"] % (n * stride):
+            raise ConfigError(f"config key 'classifier.crop_size': Puzzle-CAM splits each crop into {n} x {n} tiles "
+                              f"whose features must stitch back exactly; use a multiple of {n * stride} "
+                              f"(tiles x backbone stride), not {params['crop_size']}.")
+        loss_fn = puzzle_loss_fn(params["puzzle_cam"])
 
     history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, seed, "classifier",
                   checkpoint, fingerprint)
     return model.cpu(), history
+
+
+def classification_loss(net, batch, progress=0.0):
+    """Multilabel soft-margin loss of the image-level labels (plain CAM training)."""
+    return F.multilabel_soft_margin_loss(net(batch["image"]), batch["target"])
+
+
+def puzzle_loss_fn(settings: dict):
+    """Puzzle-CAM's L = L_cls(full) + L_p-cls(stitched tiles) + alpha_t * L_re, for training.fit."""
+    n = settings["tiles"]
+
+    def loss_fn(net, batch, progress=0.0):
+        images, target = batch["image"], batch["target"]
+        cam_full = net.cam(images)
+        cam_stitched = stitch(net.cam(tile(images, n)), n)
+        loss = (F.multilabel_soft_margin_loss(net.cam_scores(cam_full), target)
+                + F.multilabel_soft_margin_loss(net.cam_scores(cam_stitched), target))
+        return loss + alpha_at(progress, settings["alpha"], settings["ramp"]) * reconstruction_loss(
+            cam_full, cam_stitched, target)
+
+    return loss_fn
 
 
 def crop_hiding(layout: VOCLayout, ids, params: dict):

@@ -74,7 +74,7 @@ def main(argv=None):
     dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
     optimizer = make_optimizer(*model.trainable_parameters(), params)
 
-    def loss_fn(net, batch):
+    def loss_fn(net, batch, progress=0.0):
         return F.cross_entropy(net(batch["image"])["out"], batch["labels"], ignore_index=layout.ignore_index)
 
     inputs = [args.pseudo_labels] + ([args.classifier] if init else [])

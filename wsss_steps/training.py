@@ -93,8 +93,9 @@ def schedule(length: dict, batches: int) -> tuple[int, int]:
 
 def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, device, seed: int, name: str,
         checkpoint=None, fingerprint: str = ""):
-    """Train ``model`` for ``length`` (a section's ``epochs`` or ``steps``) with ``loss_fn(model, batch) -> loss``;
-    returns per-epoch mean losses.
+    """Train ``model`` for ``length`` (a section's ``epochs`` or ``steps``) with ``loss_fn(model, batch, progress) -> loss``
+    (progress: the share of the training steps done, 0 to 1, for losses that change over training); returns
+    per-epoch mean losses.
 
     With ``checkpoint`` (a path outside the stage's outputs), the state is saved after every epoch, the
     last one included: a run killed mid-training continues from the last saved epoch, ending with the same
@@ -125,7 +126,7 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
                 break
             batch = {k: v.to(device) for k, v in batch.items()}
             poly_lr(optimizer, step, total)
-            loss = loss_fn(model, batch)
+            loss = loss_fn(model, batch, step / total)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"{name}: loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate.")
             optimizer.zero_grad(set_to_none=True)

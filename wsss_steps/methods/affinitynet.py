@@ -121,10 +121,10 @@ def feature_labels(labels: torch.Tensor, size) -> torch.Tensor:
 
 
 def affinity_loss_fn(radius: int):
-    """loss_fn(net, batch) -> the AffinityNet loss of the batch's pairs within ``radius``, for training.fit."""
+    """loss_fn(net, batch, progress) -> the AffinityNet loss of the batch's pairs within ``radius``, for training.fit."""
     offsets = pair_offsets(radius)
 
-    def loss_fn(net, batch):
+    def loss_fn(net, batch, progress=0.0):
         features = net(batch["image"])
         labels = feature_labels(batch["labels"], features.shape[-2:])
         pos_fg, pos_bg, neg = pair_labels(labels, offsets)

@@ -21,6 +21,10 @@ class CAMNet(nn.Module):
         feats = self.backbone(x)[-1]
         return self.classifier(F.adaptive_avg_pool2d(feats, 1)).flatten(1)
 
+    def cam_scores(self, cam):
+        """Class scores y_c = GAP(M_c) from raw CAMs (B, num_fg, h, w): the classifier is linear, so GAP and w commute."""
+        return cam.mean(dim=(-2, -1))
+
     def cam(self, x):
         """Raw class activation maps (B, num_fg, h, w) at the backbone's stride."""
         return self.classifier(self.backbone(x)[-1])
