@@ -9,26 +9,27 @@ import sys
 import numpy as np
 
 from . import health
-from .artifacts import load_weights, provenance, put_array, write_store
+from .artifacts import provenance, put_array, write_store
 from .config import load_params
 from .data import VOCLayout
 from .data.transforms import to_tensor
 from .log import progress
+from .methods.acol import acol_maps
 from .methods.cam import cam_labels, cam_maps, multiscale_cam
 from .methods.gradcam import gradcam_maps
-from .nets.classifier import CAMNet, build_classifier
+from .nets.classifier import CAMNet, classifier_method, load_classifier
 from .runtime import base_parser, run_stage, start
 
 STAGE = "extract_cams"
 CAM_METHODS = ("cam", "gradcam")  # cams.method; absent means cam
 
 
-def method_maps(params: dict):
-    """The raw-map function of ``cams.method``: M_c = w_c^T f (cam) or Grad-CAM at ``cams.gradcam.layer``."""
-    method = params.get("method", "cam")
-    if method == "gradcam":
+def method_maps(params: dict, trained_with: str = "cam"):
+    """The raw-map function of ``cams.method``: Grad-CAM at ``cams.gradcam.layer``, or the CAM, M_c = w_c^T f,
+    fused over ACoL's two heads, max(M_A, M_B), when the classifier was trained with ``classifier.method`` acol."""
+    if params.get("method", "cam") == "gradcam":
         return functools.partial(gradcam_maps, layer=params["gradcam"]["layer"])
-    return cam_maps
+    return acol_maps if trained_with == "acol" else cam_maps
 
 
 def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, store, maps=cam_maps):
@@ -60,14 +61,13 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="CAM store to write (.h5)")
     args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "cams")
-    model = build_classifier(backbone_cfg, layout.num_classes, pretrained=False)
-    load_weights(args.classifier, model, stage="train_classifier", classes=layout.classes)
+    model = load_classifier(args.classifier, backbone_cfg, layout.classes)
     table = layout.label_table(args.split)
     ids = list(table)
     attrs = provenance(STAGE, {**params, "split": args.split}, args.seed, [args.classifier, layout.list_file(args.split)])
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))
     with write_store(args.out, attrs) as store:
-        extract(model, layout, ids, table, params["scales"], params["flip"], device, store, method_maps(params))
+        extract(model, layout, ids, table, params["scales"], params["flip"], device, store, method_maps(params, classifier_method(args.classifier)))
     log.info("wrote %s maps of %d images to %s", params.get("method", "cam"), len(ids), args.out)
 
 

@@ -17,6 +17,7 @@ from .data import VOCLayout
 from .data.loader import CropDataset
 from .data.transforms import pad_to_stride, to_tensor
 from .log import progress
+from .methods.acol import erase, erased_region
 from .methods.hide_and_seek import hidden_cells, hide, mean_colour
 from .methods.puzzle_cam import alpha_at, reconstruction_loss, stitch, tile
 from .nets.classifier import build_classifier
@@ -32,7 +33,7 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
     """Train and return the classifier and its loss history (resuming from ``checkpoint`` when it fits)."""
     seed_everything(seed)
     table = layout.label_table(split)
-    model = build_classifier(backbone_cfg, layout.num_classes)
+    model = build_classifier(backbone_cfg, layout.num_classes, method=params.get("method", "cam"))
     dataset = CropDataset(layout, table, params["crop_size"], params["scale_range"], seed, image_labels=table,
                           hide=crop_hiding(layout, table, params))
     optimizer = make_optimizer(*model.trainable_parameters(), params)
@@ -45,6 +46,8 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
                               f"whose features must stitch back exactly; use a multiple of {n * stride} "
                               f"(tiles x backbone stride), not {params['crop_size']}.")
         loss_fn = puzzle_loss_fn(params["puzzle_cam"])
+    if params.get("method") == "acol":
+        loss_fn = acol_loss_fn(params["acol"]["delta"])
 
     history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, seed, "classifier",
                   checkpoint, fingerprint)
@@ -68,6 +71,20 @@ def puzzle_loss_fn(settings: dict):
                 + F.multilabel_soft_margin_loss(net.cam_scores(cam_stitched), target))
         return loss + alpha_at(progress, settings["alpha"], settings["ramp"]) * reconstruction_loss(
             cam_full, cam_stitched, target)
+
+    return loss_fn
+
+
+def acol_loss_fn(delta: float):
+    """ACoL's L = L_cls(GAP(M_A)) + L_cls(GAP(M_B on the features erased where A's map exceeds delta)), for fit."""
+
+    def loss_fn(net, batch, progress=0.0):
+        features, target = net.backbone(batch["image"])[-1], batch["target"]
+        cam_a = net.classifier(features)
+        region = erased_region(cam_a.detach(), target, delta)
+        cam_b = net.classifier_b(erase(features, region))
+        return (F.multilabel_soft_margin_loss(net.cam_scores(cam_a), target)
+                + F.multilabel_soft_margin_loss(net.cam_scores(cam_b), target))
 
     return loss_fn
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..artifacts import load_weights
+from ..artifacts import load_weights, open_store
 from .backbones import backbone_from_config, backbone_state
 
 
@@ -40,14 +42,44 @@ class CAMNet(nn.Module):
         return list(self.backbone.parameters()), list(self.classifier.parameters())
 
 
-def build_classifier(backbone_cfg: dict, num_classes: int, pretrained: bool = True) -> CAMNet:
-    """The classifier for ``num_classes`` (background included) on the configured backbone."""
+class ACoLNet(CAMNet):
+    """CAMNet with ACoL's second head (Zhang et al. 2018): classifier B, a bias-free 1x1 conv like A, reads the
+    features with A's confident region erased in training (wsss_steps/methods/acol.py)."""
+
+    def __init__(self, backbone: nn.Module, num_fg: int):
+        super().__init__(backbone, num_fg)
+        self.classifier_b = nn.Conv2d(backbone.channels[-1], num_fg, 1, bias=False)
+
+    def cam_pair(self, x):
+        """Raw maps of both heads on the same (unerased) features: (M_A, M_B), each (B, num_fg, h, w)."""
+        features = self.backbone(x)[-1]
+        return self.classifier(features), self.classifier_b(features)
+
+    def trainable_parameters(self):
+        return list(self.backbone.parameters()), [*self.classifier.parameters(), *self.classifier_b.parameters()]
+
+
+def build_classifier(backbone_cfg: dict, num_classes: int, pretrained: bool = True, method: str = "cam") -> CAMNet:
+    """The classifier for ``num_classes`` (background included) on the configured backbone; ``classifier.method``
+    acol adds ACoL's second head, every other method trains the plain CAMNet."""
     backbone = backbone_from_config(backbone_cfg, pretrained)
-    return CAMNet(backbone, num_classes - 1)
+    return (ACoLNet if method == "acol" else CAMNet)(backbone, num_classes - 1)
+
+
+def classifier_method(path) -> str:
+    """The ``classifier.method`` a classifier weights file was trained with (cam when not recorded)."""
+    with open_store(path, "train_classifier") as store:
+        return json.loads(store.attrs["params"]).get("method", "cam")
+
+
+def load_classifier(path, backbone_cfg: dict, classes) -> CAMNet:
+    """The classifier saved in ``path`` (trained for ``classes``), built for the method it was trained with."""
+    model = build_classifier(backbone_cfg, len(classes), pretrained=False, method=classifier_method(path))
+    load_weights(path, model, stage="train_classifier", classes=classes)
+    return model
 
 
 def load_classifier_backbone(backbone, path, backbone_cfg: dict, classes):
     """Copy the backbone weights of a classifier trained for ``classes`` (``path``) into ``backbone``."""
-    classifier = build_classifier(backbone_cfg, len(classes), pretrained=False)
-    load_weights(path, classifier, stage="train_classifier", classes=classes)
+    classifier = load_classifier(path, backbone_cfg, classes)
     backbone.load_state_dict(backbone_state(classifier.state_dict()))
