@@ -122,6 +122,6 @@ def method_arg(section, default="cam"):
 
 
 # Each section's method blocks (keys named as the methods of its `method` setting).
-METHOD_BLOCKS = {"classifier": ("hide_and_seek", "puzzle_cam", "acol"), "cams": ("gradcam",)}
+METHOD_BLOCKS = {"classifier": ("hide_and_seek", "puzzle_cam", "acol", "eps"), "cams": ("gradcam",)}
 # Every rule declares the project's one environment, for `--sdm conda` users (the same pins as uv.lock).
 ENV = "../environment.yml"

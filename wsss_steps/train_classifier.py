@@ -18,6 +18,7 @@ from .data.loader import CropDataset
 from .data.transforms import pad_to_stride, to_tensor
 from .log import progress
 from .methods.acol import erase, erased_region
+from .methods.eps import saliency_loss
 from .methods.hide_and_seek import hidden_cells, hide, mean_colour
 from .methods.puzzle_cam import alpha_at, reconstruction_loss, stitch, tile
 from .nets.classifier import build_classifier
@@ -35,7 +36,7 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
     table = layout.label_table(split)
     model = build_classifier(backbone_cfg, layout.num_classes, method=params.get("method", "cam"))
     dataset = CropDataset(layout, table, params["crop_size"], params["scale_range"], seed, image_labels=table,
-                          hide=crop_hiding(layout, table, params))
+                          hide=crop_hiding(layout, table, params), saliency=params.get("method") == "eps")
     optimizer = make_optimizer(*model.trainable_parameters(), params)
 
     loss_fn = classification_loss
@@ -48,6 +49,10 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
         loss_fn = puzzle_loss_fn(params["puzzle_cam"])
     if params.get("method") == "acol":
         loss_fn = acol_loss_fn(params["acol"]["delta"])
+    if params.get("method") == "eps":
+        for image_id in table:  # every saliency map readable before training starts
+            layout.saliency(image_id)
+        loss_fn = eps_loss_fn(params["eps"]["tau"], params["eps"]["lam"])
 
     history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, seed, "classifier",
                   checkpoint, fingerprint)
@@ -85,6 +90,17 @@ def acol_loss_fn(delta: float):
         cam_b = net.classifier_b(erase(features, region))
         return (F.multilabel_soft_margin_loss(net.cam_scores(cam_a), target)
                 + F.multilabel_soft_margin_loss(net.cam_scores(cam_b), target))
+
+    return loss_fn
+
+
+def eps_loss_fn(tau: float, lam: float):
+    """EPS's L = L_cls(GAP of the C class maps) + MSE(S_hat, S), for fit."""
+
+    def loss_fn(net, batch, progress=0.0):
+        cam, target = net.cam(batch["image"]), batch["target"]
+        classification = F.multilabel_soft_margin_loss(net.cam_scores(cam[:, :-1]), target)
+        return classification + saliency_loss(cam, batch["saliency"], target, tau, lam)
 
     return loss_fn
 

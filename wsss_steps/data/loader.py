@@ -18,11 +18,12 @@ class CropDataset(Dataset):
     """Random scale/flip/crop of images with optional label maps; deterministic per (seed, epoch, index)."""
 
     def __init__(self, layout: VOCLayout, ids, crop: int, scale_range, seed: int,
-                 label_maps=None, image_labels=None, hide=None):
+                 label_maps=None, image_labels=None, hide=None, saliency: bool = False):
         self.layout, self.ids, self.crop, self.scale_range, self.seed = layout, list(ids), crop, tuple(scale_range), seed
         self.label_maps = label_maps      # id -> (H, W) uint8, or None
         self.image_labels = image_labels  # id -> [classes], or None
         self.hide = hide                  # (rng, crop (H, W, 3) uint8) -> crop, e.g. Hide-and-Seek; or None
+        self.saliency = saliency          # also crop the layout's saliency map, as item "saliency" in [0, 1]
         self.epoch = 0
 
     def __len__(self):
@@ -32,13 +33,19 @@ class CropDataset(Dataset):
         image_id = self.ids[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         extra = [self.label_maps[image_id]] if self.label_maps is not None else []
+        fills = [self.layout.ignore_index] * len(extra)
+        if self.saliency:  # padding is not salient
+            extra, fills = [*extra, self.layout.saliency(image_id)], [*fills, 0]
         image, extra = random_scale_crop(rng, self.layout.image(image_id), extra, self.crop, self.scale_range,
-                                         self.layout.ignore_index)
+                                         self.layout.ignore_index, fills)
+        saliency = extra.pop() if self.saliency else None
         if self.hide is not None:
             image = self.hide(rng, image)
         item = {"image": to_tensor(image)}
         if extra:
             item["labels"] = torch.from_numpy(extra[0].astype(np.int64))
+        if saliency is not None:
+            item["saliency"] = torch.from_numpy(saliency.astype(np.float32) / 255.0)
         if self.image_labels is not None:
             item["target"] = multi_hot(self.image_labels[image_id], self.layout.num_classes)
         return item

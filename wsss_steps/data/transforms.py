@@ -26,8 +26,11 @@ def multi_hot(classes, num_classes: int) -> torch.Tensor:
 
 
 def random_scale_crop(rng: np.random.Generator, image: np.ndarray, extra: list[np.ndarray], crop: int,
-                      scale_range: tuple[float, float], ignore: int = 255):
-    """Random rescale, horizontal flip and crop (padding with mean colour / ``ignore``) of an image and label maps."""
+                      scale_range: tuple[float, float], ignore: int = 255, fills=None):
+    """Random rescale, horizontal flip and crop (padding with mean colour / ``ignore``) of an image and label maps.
+
+    ``fills`` gives each extra map its own padding value (default ``ignore`` for every map).
+    """
     scale = rng.uniform(*scale_range)
     h, w = image.shape[:2]
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -41,8 +44,8 @@ def random_scale_crop(rng: np.random.Generator, image: np.ndarray, extra: list[n
     canvas[:] = (MEAN * 255).astype(np.uint8)
     canvas[:nh, :nw] = image
     canvases = []
-    for e in extra:
-        c = np.full((ph, pw), ignore, np.uint8)
+    for e, fill in zip(extra, fills if fills is not None else [ignore] * len(extra)):
+        c = np.full((ph, pw), fill, np.uint8)
         c[:nh, :nw] = e
         canvases.append(c)
     y = int(rng.integers(0, ph - crop + 1))

@@ -39,6 +39,7 @@ class VOCLayout:
     list_dir: str = "ImageSets/Segmentation"
     annotation_dir: str = "Annotations"
     labels_file: str | None = None
+    saliency_dir: str = "SaliencyMaps"
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -47,7 +48,8 @@ class VOCLayout:
 
     @classmethod
     def from_config(cls, dataset: dict) -> "VOCLayout":
-        optional = {key: dataset[key] for key in ("image_dir", "mask_dir", "list_dir", "annotation_dir", "labels_file")
+        optional = {key: dataset[key] for key in ("image_dir", "mask_dir", "list_dir", "annotation_dir", "labels_file",
+                                                          "saliency_dir")
                     if dataset.get(key) is not None}
         return cls(root=Path(dataset["root"]), classes=tuple(dataset["classes"]),
                    ignore_index=int(dataset.get("ignore_index", 255)), **optional)
@@ -116,6 +118,22 @@ class VOCLayout:
                 return np.asarray(image.convert("RGB"), dtype=np.uint8)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise unreadable(path, "image", exc) from None
+
+    def saliency(self, image_id: str) -> np.ndarray:
+        """The image's saliency map, uint8 (H, W), 0 = background ... 255 = salient (for saliency-guided methods)."""
+        path = self.root / self.saliency_dir / f"{image_id}.png"
+        if not path.is_file():
+            raise DatasetError(f"{path}: saliency map not found; this method needs one PNG per training image in "
+                               f"dataset.saliency_dir (now '{self.saliency_dir}').")
+        try:
+            with Image.open(path) as image:
+                saliency = np.asarray(image.convert("L"), dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise unreadable(path, "saliency map", exc) from None
+        if saliency.shape != self.image_size(image_id):
+            raise DatasetError(f"{path}: saliency map is {saliency.shape[1]} x {saliency.shape[0]}, its image "
+                               f"{self.image_size(image_id)[1]} x {self.image_size(image_id)[0]}; they must match.")
+        return saliency
 
     def image_size(self, image_id: str) -> tuple[int, int]:
         """(H, W) from the image header, without decoding the pixels."""

@@ -59,11 +59,23 @@ class ACoLNet(CAMNet):
         return list(self.backbone.parameters()), [*self.classifier.parameters(), *self.classifier_b.parameters()]
 
 
+class EPSNet(CAMNet):
+    """CAMNet with EPS's extra background map (Lee et al. 2021): C + 1 maps, the background last. ``forward`` gives
+    the C class scores, ``cam`` all C + 1 maps (class positions 0..C-1 as in CAMNet)."""
+
+    def __init__(self, backbone: nn.Module, num_fg: int):
+        super().__init__(backbone, num_fg + 1)
+        self.num_fg = num_fg
+
+    def forward(self, x):
+        return super().forward(x)[:, :self.num_fg]
+
+
 def build_classifier(backbone_cfg: dict, num_classes: int, pretrained: bool = True, method: str = "cam") -> CAMNet:
     """The classifier for ``num_classes`` (background included) on the configured backbone; ``classifier.method``
-    acol adds ACoL's second head, every other method trains the plain CAMNet."""
+    acol adds ACoL's second head, eps EPS's background map; every other method trains the plain CAMNet."""
     backbone = backbone_from_config(backbone_cfg, pretrained)
-    return (ACoLNet if method == "acol" else CAMNet)(backbone, num_classes - 1)
+    return {"acol": ACoLNet, "eps": EPSNet}.get(method, CAMNet)(backbone, num_classes - 1)
 
 
 def classifier_method(path) -> str:
