@@ -106,9 +106,10 @@ def as_arg(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
-# What the stages read of the dataset; generate (make_dataset's own params) and score_split (evaluate
-# only) stay out, so changing them reruns only the rules that use them.
-DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k not in ("generate", "score_split")})
+# What the stages read of the dataset; generate (make_dataset's own params), score_split and cooccurrence
+# (evaluate only) stay out, so changing them reruns only the rules that use them.
+DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k not in ("generate", "score_split", "cooccurrence")})
+COOCCURRENCE_ARG = as_arg(DATASET.get("cooccurrence", []))
 BACKBONE_ARG = as_arg(config["backbone"])
 
 

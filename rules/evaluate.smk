@@ -23,13 +23,15 @@ rule evaluate:
         train_split=TRAIN,
         val_split=VAL,
         score_split=SCORE,
+        cooccurrence=COOCCURRENCE_ARG,
     shell:
         stage_shell(
             "evaluate",
             "--dataset {params.dataset} --params {params.hyper} --run-name {params.run_name}"
             " --cams {input.cams} --affinity-labels {input.labels} --pseudo-labels {input.pseudo}"
             " --predictions {input.predictions} --classifier {input.classifier} --train-split {params.train_split} --val-split {params.val_split}"
-            " --score-split {params.score_split} --summary {output.summary} --table {output.table}"
+            " --score-split {params.score_split} --cooccurrence {params.cooccurrence}"
+            " --summary {output.summary} --table {output.table}"
             " --examples {output.examples}",
             gpu=False,
         )

@@ -45,7 +45,7 @@ def test_objects_have_a_small_mark_on_a_large_body():
     rng = np.random.default_rng(3)
     mark_pixels = object_pixels = 0
     for _ in range(20):
-        image, mask, sal = make_image(rng, 128, 4, empty_rate=0.0)
+        image, mask, sal, _ = make_image(rng, 128, 4, empty_rate=0.0)
         assert (mask == 255).any()  # void band on borders
         fg = (mask > 0) & (mask < 255)
         assert fg.any()
@@ -60,7 +60,7 @@ def test_boat_co_occurs_with_water():
     rng = np.random.default_rng(0)
     with_boat = without_boat = water_with = water_without = 0
     for _ in range(150):
-        image, mask, _ = make_image(rng, 64, 4)
+        image, mask, _, _ = make_image(rng, 64, 4)
         bottom = image[-3:].reshape(-1, 3).mean(0)
         water = bottom[2] > bottom[0] + 60  # strongly blue bottom rows
         if (mask == 3).any():

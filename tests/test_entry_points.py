@@ -16,7 +16,8 @@ import yaml
 from conftest import TINY, arrays, planned_jobs, snakemake
 
 CONFIG = yaml.safe_load(TINY.read_text())
-DATASET = json.dumps({k: v for k, v in CONFIG["dataset"].items() if k not in ("generate", "score_split")})
+DATASET = json.dumps({k: v for k, v in CONFIG["dataset"].items()
+                      if k not in ("generate", "score_split", "cooccurrence")})
 BACKBONE = json.dumps(CONFIG["backbone"])
 
 
@@ -50,7 +51,8 @@ def stage_command(stage: str, results, out) -> list[str]:
                      "--pseudo-labels", results / "pseudo_labels_train.h5",
                      "--predictions", results / "segmentation_predictions.h5",
                      "--classifier", results / "classifier.weights.h5", "--train-split", "train",
-                     "--val-split", "val", "--score-split", "train", "--summary", out / "summary.json", "--table", out / "summary.md",
+                     "--val-split", "val", "--score-split", "train",
+                     "--cooccurrence", json.dumps(CONFIG["dataset"].get("cooccurrence", [])), "--summary", out / "summary.json", "--table", out / "summary.md",
                      "--examples", out / "examples.png"],
     }[stage]
     return [sys.executable, "-m", f"wsss_steps.{stage}", *common, *map(str, args)]

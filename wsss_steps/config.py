@@ -70,6 +70,9 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
     classes = config["dataset"]["classes"]
     if len(set(classes)) != len(classes):
         raise ConfigError("config key 'dataset.classes': class names must be unique.")
+    for pair in config["dataset"].get("cooccurrence", []):
+        if pair["class"] not in classes:
+            raise ConfigError(f"config key 'dataset.cooccurrence': '{pair['class']}' is not a class of dataset.classes.")
     for section in TRAINING_SECTIONS:
         given = [k for k in ("epochs", "steps") if k in config[section]]
         if len(given) != 1:

@@ -19,7 +19,7 @@ from .config import load_params
 from .data import VOCLayout
 from .data.label_png import voc_palette
 from .methods.cam import cam_labels
-from .metrics import confusion_matrix, iou_per_class, mean_iou
+from .metrics import confusion_counts, confusion_matrix, confusion_ratio, iou_per_class, mean_iou
 from .log import progress, setup_logging
 from .runtime import base_parser, run_stage
 
@@ -57,6 +57,41 @@ def evaluate_labels(layout: VOCLayout, group, ids, desc: str) -> dict:
     for image_id in progress(ids, desc=desc):
         conf += confusion_matrix(read_array(group, image_id), layout.mask(image_id), n, layout.ignore_index)
     return dict(score(conf, layout.classes), images=len(ids))
+
+
+def cooccurrence_ratios(layout: VOCLayout, pairs, sources: dict) -> list[dict]:
+    """EPS's confusion ratio of each declared (class, context) pair for each label source.
+
+    sources: name -> (ids, labels_of(image_id) -> (H, W) labels); returns one row per pair with a ratio per
+    source (None where the class has no true positive) and the images it was measured on.
+    """
+    rows = []
+    for pair in pairs:
+        c = layout.classes.index(pair["class"])
+        row = {"class": pair["class"], "context": pair["context"]}
+        for name, (ids, labels_of) in sources.items():
+            k_as_c = tp_c = 0
+            for image_id in progress(ids, desc=f"confusion {pair['class']}/{pair['context']} {name}"):
+                counts = confusion_counts(labels_of(image_id), layout.mask(image_id),
+                                          layout.context(image_id, pair["context"]), c)
+                k_as_c, tp_c = k_as_c + counts[0], tp_c + counts[1]
+            ratio = confusion_ratio(k_as_c, tp_c)
+            row[name] = None if np.isnan(ratio) else round(ratio, 4)
+        rows.append(row)
+    return rows
+
+
+def cooccurrence_markdown(rows: list[dict]) -> str:
+    """The confusion-ratio table of summary.md (empty without declared pairs)."""
+    if not rows:
+        return ""
+    lines = ["", "## Co-occurrence", "",
+             "EPS's confusion ratio: pixels of the context predicted as the class, over the class's true positives "
+             "(lower is better).", "", "| class | context | CAM | CAM + RW | segmentation (val) |", "|---|---|---|---|---|"]
+    for row in rows:
+        cells = ["-" if row[k] is None else f"{row[k]:.3f}" for k in ("cam", "rw", "seg")]
+        lines.append(f"| {row['class']} | {row['context']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def affinity_label_quality(layout: VOCLayout, labels, ids) -> dict:
@@ -167,6 +202,8 @@ def main(argv=None):
     parser.add_argument("--val-split", required=True)
     parser.add_argument("--score-split", required=True, help="list whose images' CAMs and pseudo-labels are scored (the config fills dataset.score_split)")
     parser.add_argument("--classifier", help="classifier weights (.h5), for its health record")
+    parser.add_argument("--cooccurrence", default="[]",
+                        help="JSON list of {class, context} pairs whose confusion ratio is measured (dataset.cooccurrence)")
     parser.add_argument("--summary", required=True, help="summary.json to write")
     parser.add_argument("--table", required=True, help="summary.md to write")
     parser.add_argument("--examples", required=True, help="examples.png to write")
@@ -205,6 +242,15 @@ def main(argv=None):
             summary["seg_train"] = dict(evaluate_labels(layout, preds[args.train_split], train_ids, "score seg train"),
                                         split=args.train_split)
         summary["affinity_labels"] = affinity_label_quality(layout, labels, train_ids)
+        threshold = params["cam_threshold"]
+
+        def cam_of(image_id):
+            return cam_labels(read_array(cams, image_id).astype(np.float32),
+                              [int(c) for c in cams[image_id].attrs["classes"]], threshold)
+
+        summary["cooccurrence"] = cooccurrence_ratios(layout, json.loads(args.cooccurrence), {
+            "cam": (train_ids, cam_of), "rw": (train_ids, lambda i: read_array(pseudo, i)),
+            "seg": (val_ids, lambda i: read_array(preds[args.val_split], i))})
         stores = {}
         if args.classifier:
             with open_store(args.classifier, "train_classifier", layout) as weights:
@@ -219,7 +265,8 @@ def main(argv=None):
     with atomic_path(args.summary) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
     with atomic_path(args.table) as tmp:
-        Path(tmp).write_text(markdown_table(summary) + health_markdown(summary["health"]))
+        Path(tmp).write_text(markdown_table(summary) + cooccurrence_markdown(summary["cooccurrence"])
+                             + health_markdown(summary["health"]))
     with atomic_path(args.examples) as tmp:
         (figure or Image.new("RGB", (64, 16), "white")).save(tmp, format="PNG")
     log.info("CAM %.2f | CAM+RW %.2f | segmentation %.2f mIoU", summary["cam"]["miou"], summary["rw"]["miou"],

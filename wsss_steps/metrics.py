@@ -1,4 +1,4 @@
-"""Scores of label maps against ground truth (numpy only): confusion matrix, IoU per class, mIoU."""
+"""Scores of label maps against ground truth (numpy only): confusion matrix, IoU per class, mIoU, confusion ratio."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ def iou_per_class(conf: np.ndarray) -> np.ndarray:
 def mean_iou(conf: np.ndarray) -> float:
     """mIoU = nanmean_c IoU_c."""
     return float(np.nanmean(iou_per_class(conf)))
+
+
+def confusion_counts(pred: np.ndarray, gt: np.ndarray, context: np.ndarray, c: int) -> tuple[int, int]:
+    """(|context AND pred == c|, |gt == c AND pred == c|): the two counts of EPS's confusion ratio for one image."""
+    predicted = pred == c
+    return int((predicted & context).sum()), int((predicted & (gt == c)).sum())
+
+
+def confusion_ratio(k_as_c: int, tp_c: int) -> float:
+    """m_{k,c} = (pixels of context k predicted as c) / (true positives of c) (Lee et al. 2021); lower is better."""
+    return k_as_c / tp_c if tp_c else float("nan")

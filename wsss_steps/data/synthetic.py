@@ -10,10 +10,13 @@ What makes WSSS hard is built in on purpose:
 - 1-3 objects of different classes per image, some touching, some images empty;
 - the last class (the "boat") usually floats on a water band, which rarely appears
   without it: a co-occurring background pattern;
-- a noisy saliency map per image in ``SaliencyMaps/`` for saliency-guided methods.
+- a noisy saliency map per image in ``SaliencyMaps/`` for saliency-guided methods;
+- the water band's background pixels as a context mask in ``ContextMasks/water/``, so the
+  boat/water confusion ratio (EPS) is measured.
 
 Output: ``JPEGImages/*.jpg``, ``SegmentationClass/*.png`` (VOC palette, 255 on object
-borders), ``SaliencyMaps/*.png``, ``ImageSets/Segmentation/{train,val,trainval}.txt``.
+borders), ``SaliencyMaps/*.png``, ``ContextMasks/water/*.png`` (255 = water),
+``ImageSets/Segmentation/{train,val,trainval}.txt``.
 Same seed and settings -> byte-identical files.
 """
 
@@ -109,7 +112,8 @@ def _border(labels: np.ndarray, width: int) -> np.ndarray:
 
 def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate: float = 0.1,
                touch_rate: float = 0.4, border: int = 1):
-    """One sample: (rgb uint8 (S,S,3), mask uint8 (S,S), saliency uint8 (S,S)); classes are 1..num_classes-1."""
+    """One sample: (rgb uint8 (S,S,3), mask uint8 (S,S), saliency uint8 (S,S), water uint8 (S,S)); classes are
+    1..num_classes-1; water is 1 on the water band's background pixels (the boat's context), else 0."""
     yy, xx = _grid(size)
     boat = num_classes - 1
     fg_classes = list(range(1, num_classes))
@@ -169,7 +173,10 @@ def make_image(rng: np.random.Generator, size: int, num_classes: int, empty_rate
     sal = np.asarray(sal, np.float32) + rng.normal(0, 25, (size, size))
     cy, cx, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(0.04, 0.12) * size
     sal += 120 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)) * (rng.random() < 0.3)
-    return image, mask, np.clip(sal, 0, 255).astype(np.uint8)
+    water = np.zeros((size, size), np.uint8)
+    if water_top is not None:
+        water[(yy >= water_top) & (mask == 0)] = 1
+    return image, mask, np.clip(sal, 0, 255).astype(np.uint8), water
 
 
 # Written first into every tree this generator makes: it replaces only a folder that carries it.
@@ -228,17 +235,18 @@ def generate(root, classes, image_size: int, train_images: int, val_images: int,
     tmp_root.mkdir(parents=True)
     (tmp_root / MARKER).write_text("written by python -m wsss_steps.make_dataset; the generator may replace this "
                                    "folder\n")
-    for sub in ("JPEGImages", "SegmentationClass", "SaliencyMaps", "ImageSets/Segmentation"):
+    for sub in ("JPEGImages", "SegmentationClass", "SaliencyMaps", "ContextMasks/water", "ImageSets/Segmentation"):
         (tmp_root / sub).mkdir(parents=True)
     splits = {train_split: [f"train_{i:05d}" for i in range(train_images)],
               val_split: [f"val_{i:05d}" for i in range(val_images)]}
     all_ids = splits[train_split] + splits[val_split]
     for number, image_id in enumerate(progress(all_ids, desc="images")):
         rng = np.random.default_rng([seed, number])
-        rgb, mask, sal = make_image(rng, image_size, len(classes))
+        rgb, mask, sal, water = make_image(rng, image_size, len(classes))
         Image.fromarray(rgb).save(tmp_root / "JPEGImages" / f"{image_id}.jpg", quality=95)
         save_label_png(tmp_root / "SegmentationClass" / f"{image_id}.png", mask)
         Image.fromarray(sal, mode="L").save(tmp_root / "SaliencyMaps" / f"{image_id}.png")
+        Image.fromarray(water * 255, mode="L").save(tmp_root / "ContextMasks" / "water" / f"{image_id}.png")
     for split, ids in dict(splits, trainval=all_ids).items():
         (tmp_root / "ImageSets/Segmentation" / f"{split}.txt").write_text("".join(i + "\n" for i in ids))
     (tmp_root / "dataset.json").write_text(json.dumps(

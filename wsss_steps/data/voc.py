@@ -40,6 +40,7 @@ class VOCLayout:
     annotation_dir: str = "Annotations"
     labels_file: str | None = None
     saliency_dir: str = "SaliencyMaps"
+    context_dir: str = "ContextMasks"
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -49,7 +50,7 @@ class VOCLayout:
     @classmethod
     def from_config(cls, dataset: dict) -> "VOCLayout":
         optional = {key: dataset[key] for key in ("image_dir", "mask_dir", "list_dir", "annotation_dir", "labels_file",
-                                                          "saliency_dir")
+                                                          "saliency_dir", "context_dir")
                     if dataset.get(key) is not None}
         return cls(root=Path(dataset["root"]), classes=tuple(dataset["classes"]),
                    ignore_index=int(dataset.get("ignore_index", 255)), **optional)
@@ -134,6 +135,18 @@ class VOCLayout:
             raise DatasetError(f"{path}: saliency map is {saliency.shape[1]} x {saliency.shape[0]}, its image "
                                f"{self.image_size(image_id)[1]} x {self.image_size(image_id)[0]}; they must match.")
         return saliency
+
+    def context(self, image_id: str, name: str) -> np.ndarray:
+        """Boolean (H, W) region of context ``name``: a class of the dataset (its mask pixels) or a folder of
+        ``context_dir`` (<context_dir>/<name>/<id>.png, non-zero pixels), e.g. water for boats."""
+        if name in self.classes:
+            return self.mask(image_id) == self.classes.index(name)
+        path = self.root / self.context_dir / name / f"{image_id}.png"
+        if not path.is_file():
+            raise DatasetError(f"{path}: context mask not found; dataset.cooccurrence names '{name}', which is neither "
+                               f"a class nor a folder of dataset.context_dir (now '{self.context_dir}').")
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L")) > 0
 
     def image_size(self, image_id: str) -> tuple[int, int]:
         """(H, W) from the image header, without decoding the pixels."""
