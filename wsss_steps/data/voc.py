@@ -144,7 +144,8 @@ class VOCLayout:
         path = self.root / self.context_dir / name / f"{image_id}.png"
         if not path.is_file():
             raise DatasetError(f"{path}: context mask not found; dataset.cooccurrence names '{name}', which is neither "
-                               f"a class nor a folder of dataset.context_dir (now '{self.context_dir}').")
+                               f"a class nor a folder of dataset.context_dir (now '{self.context_dir}'); a built-in dataset "
+                               f"generated before context masks existed is rewritten by snakemake --forcerun make_dataset.")
         with Image.open(path) as image:
             return np.asarray(image.convert("L")) > 0
 
