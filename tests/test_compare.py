@@ -1,0 +1,44 @@
+"""The method comparison: which stages a method may reuse, and a real comparison of two methods on the tiny config."""
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+from conftest import REPO, TINY
+from wsss_steps.compare import METHODS, merged, reusable_stages
+from wsss_steps.config import validate_config
+
+
+def test_a_method_reuses_exactly_the_stages_before_the_first_section_it_changes():
+    base = yaml.safe_load(TINY.read_text())
+    configs = {m: validate_config(merged(base, METHODS[m])) for m in ("cam", "gradcam", "puzzle_cam")}
+    assert reusable_stages(configs["cam"], configs["gradcam"]) == ["train_classifier"]
+    assert reusable_stages(configs["cam"], configs["puzzle_cam"]) == []
+    assert len(reusable_stages(configs["cam"], configs["cam"])) == 7
+    assert merged({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
+
+
+def test_two_methods_run_side_by_side_and_the_second_reuses_the_classifier(tmp_path):
+    cmd = [sys.executable, "-m", "wsss_steps.compare", "--configfile", str(TINY), "--methods", "cam", "gradcam",
+           "--cores", "2", "--directory", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)  # a hang guard
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    folder = tmp_path / "results" / "tiny-compare"
+    rows = json.loads((folder / "comparison.json").read_text())["methods"]
+    assert [r["method"] for r in rows] == ["cam", "gradcam"]
+    cam, grad = (tmp_path / "results" / f"tiny-{m}" for m in ("cam", "gradcam"))
+    assert grad.joinpath("classifier.weights.h5").stat().st_ino == cam.joinpath("classifier.weights.h5").stat().st_ino
+    assert rows[1]["reused"] == ["train_classifier"] and rows[1]["seconds"]["train_classifier"] == "reused"
+    assert not (grad / "logs" / "train_classifier.log").exists()  # not run again
+    assert isinstance(rows[1]["seconds"]["extract_cams"], float)
+    for row, run in zip(rows, (cam, grad)):
+        summary = json.loads((run / "summary.json").read_text())
+        assert (row["cam"], row["rw"], row["seg"]) == (summary["cam"]["miou"], summary["rw"]["miou"], summary["seg"]["miou"])
+    with open(grad / "cams_train.h5", "rb") as a, open(cam / "cams_train.h5", "rb") as b:
+        assert a.read() != b.read()  # Grad-CAM's maps were extracted anew
+    table = (folder / "comparison.md").read_text()
+    assert "| cam |" in table and "| gradcam |" in table and "boat/water" in table and "reused" in table
+    assert os.path.getsize(folder / "compare.log") > 0

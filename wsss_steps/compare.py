@@ -1,0 +1,217 @@
+"""Compare localisation methods: run each through the whole workflow on one dataset and tabulate the results.
+
+    python -m wsss_steps.compare --configfile configs/presets/cpu_photos.yaml configs/datasets/pets_horses.yaml \
+        --methods cam puzzle_cam hide_and_seek acol gradcam --cores 2
+
+Each method runs as its own Snakemake run, ``results/<run_name>-<method>/``, from the given config files plus
+the method's settings (METHODS; written to ``results/<run_name>-compare/configs/<method>.yaml``). The first
+method is the baseline: a later method reuses, as hard links, the baseline's artifacts of every stage whose
+settings it does not change (Grad-CAM, which only changes how CAMs are read, reuses the trained classifier),
+and only when the run does not have them yet. Nothing is ever overwritten. A method that fails is reported as
+failed in the table; the others still run. Written: ``comparison.md`` and ``comparison.json`` in
+``results/<run_name>-compare/`` with, per method, CAM, CAM+RW and segmentation mIoU, CAM IoU per class, the
+confusion ratios the dataset declares, the health warnings and the wall time of each stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError, validate_config
+from .log import setup_logging
+
+# Each method's settings on top of the config files: the sections they change.
+METHODS = {
+    "cam": {},
+    "puzzle_cam": {"classifier": {"method": "puzzle_cam"}},
+    "hide_and_seek": {"classifier": {"method": "hide_and_seek"}},
+    "acol": {"classifier": {"method": "acol"}},
+    "eps": {"classifier": {"method": "eps"}},
+    "gradcam": {"cams": {"method": "gradcam"}},
+}
+
+# The workflow's stages in order, the config sections each one reads (on top of those of the stages before
+# it) and the artifacts it writes (``{train}`` is the train split).
+STAGES = [
+    ("train_classifier", ("seed", "dataset", "backbone", "classifier"), ["classifier.weights.h5"]),
+    ("extract_cams", ("cams",), ["cams_{train}.h5"]),
+    ("make_affinity_labels", ("affinity_labels",), ["affinity_labels_{train}.h5"]),
+    ("train_affinity", ("affinity",), ["affinity.weights.h5"]),
+    ("random_walk", ("random_walk",), ["pseudo_labels_{train}.h5", "pseudo_labels_{train}"]),
+    ("train_segmentation", ("segmentation",), ["segmentation.weights.h5", "segmentation_predictions.h5"]),
+    ("evaluate", ("evaluate",), ["summary.json", "summary.md", "examples.png"]),
+]
+STAGE_TIME = re.compile(r"stage took ([0-9.]+) s")
+
+
+def merged(base: dict, overlay: dict) -> dict:
+    """``base`` updated by ``overlay`` recursively (as Snakemake merges config files)."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def reusable_stages(baseline: dict, variant: dict) -> list[str]:
+    """The leading stages whose settings (their sections and those of every stage before) agree in both configs."""
+    stages = []
+    for stage, sections, _ in STAGES:
+        if any(baseline.get(s) != variant.get(s) for s in sections):
+            break
+        stages.append(stage)
+    return stages
+
+
+def link_artifacts(source: Path, target: Path, names) -> list[str]:
+    """Hard-link (copy where linking fails) each artifact of ``source`` that ``target`` does not have yet."""
+    done = []
+    for name in names:
+        src, dst = source / name, target / name
+        if not src.exists() or dst.exists():
+            continue
+        files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+        for path in files:
+            out = dst if src.is_file() else dst / path.relative_to(src)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, out)
+            except OSError:
+                shutil.copy2(path, out)
+        done.append(name)
+    return done
+
+
+def stage_seconds(log: Path) -> float | None:
+    """The wall time a stage's log ends with ("stage took N s"), or None."""
+    if not log.is_file():
+        return None
+    times = STAGE_TIME.findall(log.read_text(errors="replace"))
+    return float(times[-1]) if times else None
+
+
+def method_row(name: str, run_dir: Path, reused: list[str], returncode: int) -> dict:
+    """One method's figures from its run's summary.json and logs."""
+    row = {"method": name, "run": run_dir.name, "ok": returncode == 0, "reused": reused, "seconds": {}}
+    for stage, _, _ in STAGES:
+        row["seconds"][stage] = "reused" if stage in reused else stage_seconds(run_dir / "logs" / f"{stage}.log")
+    summary_path = run_dir / "summary.json"
+    if returncode == 0 and summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        row.update(cam=summary["cam"]["miou"], rw=summary["rw"]["miou"], seg=summary["seg"]["miou"],
+                   cam_iou=summary["cam"]["iou"], rw_iou=summary["rw"]["iou"], seg_iou=summary["seg"]["iou"],
+                   cooccurrence=summary.get("cooccurrence", []),
+                   warnings=[w["message"] for w in summary["health"]["warnings"]])
+    return row
+
+
+def markdown(rows: list[dict], classes, dataset: str) -> str:
+    """The comparison as Markdown: mIoU and CAM IoU per class, confusion ratios, health, stage times."""
+    def cell(value):
+        return "-" if value is None else (f"{value:.1f}" if isinstance(value, (int, float)) else str(value))
+
+    fg = list(classes)
+    out = [f"# Method comparison on {dataset}", "",
+           "| method | CAM (train) | CAM + RW (train) | segmentation (val) | " + " | ".join(f"CAM {c}" for c in fg) + " |",
+           "|---|---|---|---|" + "---|" * len(fg)]
+    for row in rows:
+        if "cam" not in row:
+            out.append(f"| {row['method']} | failed (see its log) |" + " |" * (2 + len(fg)))
+            continue
+        out.append(f"| {row['method']} | {cell(row['cam'])} | {cell(row['rw'])} | {cell(row['seg'])} | "
+                   + " | ".join(cell(row["cam_iou"].get(c)) for c in fg) + " |")
+    pairs = [(p["class"], p["context"]) for row in rows if "cam" in row for p in row["cooccurrence"]]
+    if pairs:
+        out += ["", "Confusion ratio (EPS; lower is better), CAM / CAM + RW / segmentation:", "",
+                "| method | " + " | ".join(f"{c}/{k}" for c, k in dict.fromkeys(pairs)) + " |",
+                "|---|" + "---|" * len(dict.fromkeys(pairs))]
+        for row in rows:
+            if "cam" in row:
+                ratios = {(p["class"], p["context"]): p for p in row["cooccurrence"]}
+                cells = [" / ".join("-" if ratios[k].get(s) is None else f"{ratios[k][s]:.3f}" for s in ("cam", "rw", "seg"))
+                         if k in ratios else "-" for k in dict.fromkeys(pairs)]
+                out.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    out += ["", "Wall time per stage (s; reused = linked from the first method's run):", "",
+            "| method | " + " | ".join(s for s, _, _ in STAGES) + " |", "|---|" + "---|" * len(STAGES)]
+    for row in rows:
+        out.append(f"| {row['method']} | " + " | ".join(
+            v if isinstance(v, str) else ("-" if v is None else f"{v:.0f}") for v in row["seconds"].values()) + " |")
+    warned = [(row["method"], w) for row in rows for w in row.get("warnings", [])]
+    out += ["", "Health: " + ("every check passed for every method." if not warned else
+                              f"{len(warned)} warning(s):"), ""]
+    out += [f"- {method}: {message}" for method, message in warned]
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wsss_steps.compare", description=__doc__.splitlines()[0])
+    parser.add_argument("--configfile", nargs="+", required=True, help="the config files of the runs (preset, dataset)")
+    parser.add_argument("--methods", nargs="+", required=True, choices=sorted(METHODS),
+                        help="methods to run, the first is the baseline whose unchanged stages the others reuse")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--snakefile", default=str(Path(__file__).resolve().parent.parent / "Snakefile"))
+    parser.add_argument("--directory", default=".", help="the working directory of the runs (default: here)")
+    parser.add_argument("--snakemake-args", nargs=argparse.REMAINDER, default=[],
+                        help="passed on to every snakemake call, e.g. --resources gpu=1 (must come last)")
+    args = parser.parse_args(argv)
+    workdir = Path(args.directory).resolve()
+    base = {}
+    for path in args.configfile:
+        if not Path(path).is_file():
+            raise SystemExit(f"{path}: config file not found.")
+        base = merged(base, yaml.safe_load(Path(path).read_text()) or {})
+    try:
+        base_config = validate_config(copy.deepcopy(base))
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+    name = base_config["run_name"]
+    folder = workdir / "results" / f"{name}-compare"
+    (folder / "configs").mkdir(parents=True, exist_ok=True)
+    log = setup_logging(folder / "compare.log")
+    train = base_config["dataset"]["train_split"]
+    rows, baseline = [], None
+    for method in dict.fromkeys(args.methods):
+        overlay = merged(METHODS[method], {"run_name": f"{name}-{method}"})
+        config = validate_config(merged(base, overlay))
+        overlay_file = folder / "configs" / f"{method}.yaml"
+        overlay_file.write_text(yaml.safe_dump(overlay, sort_keys=True))
+        run_dir = workdir / "results" / config["run_name"]
+        reused = []
+        if baseline is not None:
+            stages = reusable_stages(baseline[0], config)
+            names = [n.format(train=train) for stage, _, files in STAGES if stage in stages for n in files]
+            linked = link_artifacts(baseline[1], run_dir, names)
+            reused = [stage for stage, _, files in STAGES if stage in stages
+                      and all(n.format(train=train) in linked for n in files)]
+            if reused:
+                log.info("%s: reusing %s from %s", method, ", ".join(reused), baseline[1].name)
+        cmd = [sys.executable, "-m", "snakemake", "-s", args.snakefile, "-d", str(workdir), "--cores", str(args.cores),
+               "--configfile", *[str(Path(p).resolve()) for p in args.configfile], str(overlay_file),
+               *args.snakemake_args]
+        log.info("%s: %s", method, " ".join(cmd))
+        with open(folder / f"{method}.snakemake.log", "w") as out:
+            returncode = subprocess.run(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT).returncode
+        if returncode:
+            log.error("%s: the run failed (exit %d); see %s", method, returncode, folder / f"{method}.snakemake.log")
+        elif baseline is None:
+            baseline = (config, run_dir)
+        rows.append(method_row(method, run_dir, reused, returncode))
+    classes = base_config["dataset"]["classes"]
+    (folder / "comparison.json").write_text(json.dumps({"dataset": base_config["dataset"].get("name"),
+                                                        "classes": classes, "methods": rows}, indent=2) + "\n")
+    (folder / "comparison.md").write_text(markdown(rows, classes, base_config["dataset"].get("name", "")))
+    log.info("wrote %s", folder / "comparison.md")
+    return 0 if all(row["ok"] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
