@@ -91,13 +91,14 @@ if config["device"] == "cuda" and workflow.local_exec and not workflow.remote_ex
             f"{os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}); set device: auto or cpu."
         )
 
-# The device is not a hyperparameter: switching between CPU and GPU must not rerun stages,
-# so it reaches the jobs through the environment instead of params.
-os.environ.update(WSSS_DEVICE=config["device"])
+# The device and the loader's worker count are not hyperparameters: changing them must not rerun stages,
+# so they reach the jobs through the environment instead of params.
+os.environ.update(WSSS_DEVICE=config["device"], WSSS_WORKERS=str(config.get("workers", "auto")))
 
 
 envvars:
     "WSSS_DEVICE",
+    "WSSS_WORKERS",
     "PATH",
 
 

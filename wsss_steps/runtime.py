@@ -50,6 +50,20 @@ def set_threads(threads: int | None):
         torch.set_num_threads(max(1, int(threads)))
 
 
+def loader_workers(request, threads, device) -> int:
+    """DataLoader workers: an explicit count, or for 'auto' the stage's threads on CUDA (decoding and augmenting
+    beside the GPU) and 0 on the CPU (where workers would take the cores the network computes on)."""
+    if request is None or str(request) == "auto":
+        return max(1, int(threads or os.cpu_count() or 1)) if torch.device(device).type == "cuda" else 0
+    try:
+        count = int(request)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise ValueError(f"workers must be auto or a count of 0 or more, not {request!r}")
+    return count
+
+
 def base_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     """An argument parser with the options every stage shares."""
     parser = argparse.ArgumentParser(prog=f"python -m wsss_steps.{prog}", description=doc.strip().splitlines()[0])
@@ -58,6 +72,9 @@ def base_parser(prog: str, doc: str) -> argparse.ArgumentParser:
                         help="auto (CUDA when available), cpu or cuda (default: $WSSS_DEVICE, else auto)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WSSS_THREADS", "0")) or None,
                         help="CPU threads (default: PyTorch's choice)")
+    parser.add_argument("--workers", default=os.environ.get("WSSS_WORKERS", "auto"),
+                        help="DataLoader worker processes for training: a number, or auto (the threads on CUDA, none "
+                             "on the CPU) (default: $WSSS_WORKERS, else auto)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", help="log file (default: stderr only)")
     return parser

@@ -10,7 +10,7 @@ from .data.loader import CropDataset
 from .methods.affinitynet import affinity_loss_fn
 from .nets.affinity import build_affinity_net
 from .nets.classifier import load_classifier_backbone
-from .runtime import base_parser, run_stage, seed_everything, start
+from .runtime import base_parser, loader_workers, run_stage, seed_everything, start
 from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_affinity"
@@ -36,7 +36,8 @@ def main(argv=None):
     optimizer = make_optimizer(*model.trainable_parameters(), params)
     inputs = [args.labels] + ([args.classifier] if init else [])
     history = fit(model, dataset, affinity_loss_fn(params["radius"]), optimizer, params, params["batch_size"],
-                  device, args.seed, "affinity", args.checkpoint, run_fingerprint(args, inputs))
+                  device, args.seed, "affinity", args.checkpoint, run_fingerprint(args, inputs),
+                  loader_workers(args.workers, args.threads, device))
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
     save_weights(args.out, model.cpu(), attrs)

@@ -22,7 +22,7 @@ from .methods.eps import saliency_loss
 from .methods.hide_and_seek import hidden_cells, hide, mean_colour
 from .methods.puzzle_cam import alpha_at, reconstruction_loss, stitch, tile
 from .nets.classifier import build_classifier
-from .runtime import base_parser, run_stage, seed_everything, start
+from .runtime import base_parser, loader_workers, run_stage, seed_everything, start
 from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_classifier"
@@ -30,7 +30,7 @@ log = logging.getLogger("wsss_steps")
 
 
 def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed: int, device, checkpoint=None,
-          fingerprint: str = ""):
+          fingerprint: str = "", workers: int = 0):
     """Train and return the classifier and its loss history (resuming from ``checkpoint`` when it fits)."""
     seed_everything(seed)
     table = layout.label_table(split)
@@ -55,7 +55,7 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
         loss_fn = eps_loss_fn(params["eps"]["tau"], params["eps"]["lam"])
 
     history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, seed, "classifier",
-                  checkpoint, fingerprint)
+                  checkpoint, fingerprint, workers)
     return model.cpu(), history
 
 
@@ -158,7 +158,8 @@ def main(argv=None):
         log.info("dataset check, split %s: %s", split, counts)
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "classifier")
     fingerprint = run_fingerprint(args, [layout.list_file(args.split)])
-    model, history = train(layout, args.split, backbone_cfg, params, args.seed, device, args.checkpoint, fingerprint)
+    model, history = train(layout, args.split, backbone_cfg, params, args.seed, device, args.checkpoint, fingerprint,
+                           loader_workers(args.workers, args.threads, device))
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed,
                        [layout.list_file(args.split)])
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])

@@ -17,7 +17,7 @@ from .log import progress
 from .nets.classifier import load_classifier_backbone
 from .nets.segmentation import build_segmentation_net, predict
 from .faults import fault_point
-from .runtime import base_parser, run_stage, seed_everything, start
+from .runtime import base_parser, loader_workers, run_stage, seed_everything, start
 from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_segmentation"
@@ -79,7 +79,8 @@ def main(argv=None):
 
     inputs = [args.pseudo_labels] + ([args.classifier] if init else [])
     history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, args.seed,
-                  "segmentation", args.checkpoint, run_fingerprint(args, inputs))
+                  "segmentation", args.checkpoint, run_fingerprint(args, inputs),
+                  loader_workers(args.workers, args.threads, device))
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
     save_weights(args.out, model.cpu(), attrs)

@@ -38,8 +38,8 @@ def poly_lr(optimizer, step: int, total: int, power: float = 0.9):
 
 
 def run_fingerprint(args, inputs=()) -> str:
-    """SHA-256 over a stage's settings (its arguments, minus threads, device and log) and its input files' bytes."""
-    settings = {k: v for k, v in sorted(vars(args).items()) if k not in ("threads", "device", "log", "checkpoint")}
+    """SHA-256 over a stage's settings (its arguments, minus threads, workers, device and log) and its input files' bytes."""
+    settings = {k: v for k, v in sorted(vars(args).items()) if k not in ("threads", "workers", "device", "log", "checkpoint")}
     record = {"settings": settings, "inputs": [file_sha256(p) for p in inputs]}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -92,7 +92,7 @@ def schedule(length: dict, batches: int) -> tuple[int, int]:
 
 
 def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, device, seed: int, name: str,
-        checkpoint=None, fingerprint: str = ""):
+        checkpoint=None, fingerprint: str = "", workers: int = 0):
     """Train ``model`` for ``length`` (a section's ``epochs`` or ``steps``) with ``loss_fn(model, batch, progress) -> loss``
     (progress: the share of the training steps done, 0 to 1, for losses that change over training); returns
     per-epoch mean losses.
@@ -102,10 +102,13 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
     weights as an uninterrupted run, and a stage that fails after training (predicting, writing) finds the
     trained weights there on its rerun. The stage deletes it with ``discard_checkpoint`` once every output
     is written.
+
+    ``workers`` DataLoader processes decode and augment the batches (pinned memory and asynchronous copies on
+    CUDA); every crop is drawn from a generator seeded by (seed, epoch, image), so the count changes no result.
     """
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
-                        num_workers=0, generator=generator)
+                        num_workers=workers, generator=generator, pin_memory=torch.device(device).type == "cuda")
     epochs, total = schedule(length, len(loader))
     if length.get("steps") is not None:
         log.info("%s: %d steps = %d epochs of %d batches (%d images)", name, total, epochs, len(loader), len(dataset))
@@ -124,7 +127,7 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
         for batch in bar:
             if step >= total:  # training by steps ends inside its last epoch
                 break
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             poly_lr(optimizer, step, total)
             loss = loss_fn(model, batch, step / total)
             if not math.isfinite(loss.item()):
