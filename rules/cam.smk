@@ -1,9 +1,34 @@
-# Stages 1-2: the CAM classifier and multi-scale CAM extraction.
+# Stages 1-2: the CAM classifier (with EPS's saliency maps where the dataset has none) and multi-scale CAM extraction.
+
+
+rule make_saliency:
+    input:
+        split=split_list(TRAIN),
+    output:
+        maps=directory(artifact("saliency")),
+    log:
+        log_of("make_saliency"),
+    conda:
+        ENV
+    threads: 1
+    params:
+        version=VERSION,
+        dataset=DATASET_ARG,
+        method=EPS_SALIENCY or "spectral_residual",
+        split=TRAIN,
+    shell:
+        stage_shell(
+            "make_saliency",
+            "--dataset {params.dataset} --splits {params.split} --method {params.method} --threads {threads}"
+            " --out {output.maps}",
+            gpu=False,
+        )
 
 
 rule train_classifier:
     input:
         split=split_list(TRAIN),
+        saliency=rules.make_saliency.output.maps if EPS_SALIENCY else [],
     output:
         weights=artifact("classifier.weights.h5"),
     log:
@@ -26,12 +51,13 @@ rule train_classifier:
         check_masks=shlex.join([VAL, SCORE]),
         health_splits=shlex.join([TRAIN, VAL]),
         checkpoint=checkpoint_of("train_classifier"),
+        saliency=f"--saliency-dir {artifact('saliency')}" if EPS_SALIENCY else "",
     shell:
         stage_shell(
             "train_classifier",
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --split {params.split} --seed {params.seed} --check-masks {params.check_masks}"
-            " --health-splits {params.health_splits}"
+            " --health-splits {params.health_splits} {params.saliency}"
             " --threads {threads} --out {output.weights} --checkpoint {params.checkpoint}",
         )
 

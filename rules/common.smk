@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import sys
+from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
@@ -121,6 +122,21 @@ def method_arg(section, default="cam"):
     chosen = values.get("method", default)
     blocks = METHOD_BLOCKS.get(section, ())
     return as_arg({k: v for k, v in values.items() if k not in blocks or k == chosen})
+
+
+def eps_saliency(classifier, dataset):
+    """The OpenCV method make_saliency runs for EPS (classifier.eps.saliency), or None where the classifier reads
+    the dataset's own saliency maps (dataset, or auto with dataset.saliency_dir present or a generated dataset)."""
+    if classifier.get("method") != "eps":
+        return None
+    source = classifier["eps"]["saliency"]
+    if source == "auto":
+        folder = Path(dataset["root"]) / dataset.get("saliency_dir", "SaliencyMaps")
+        source = "dataset" if "generate" in dataset or folder.is_dir() else "spectral_residual"
+    return None if source == "dataset" else source
+
+
+EPS_SALIENCY = eps_saliency(config["classifier"], DATASET)
 
 
 # Each section's method blocks (keys named as the methods of its `method` setting).

@@ -136,3 +136,15 @@ def test_device_cuda_without_a_gpu_stops_at_planning(tmp_path, monkeypatch):
     proc = snakemake(tmp_path, "-n", "--cores", "2", configfiles=(config,), check=False)
     assert proc.returncode != 0 and "config key 'device': cuda, but PyTorch sees no CUDA device" in proc.stdout
     assert planned_jobs(proc.stdout) == {}
+
+
+def test_eps_reads_a_generated_datasets_saliency_maps_and_makes_them_with_opencv_when_told(tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    auto = write_config(tmp_path / "eps.yaml", classifier={"method": "eps"})
+    proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(auto,))
+    jobs = planned_jobs(proc.stdout)
+    assert "train_classifier" in jobs and "make_saliency" not in jobs  # the generator writes SaliencyMaps/
+    made = write_config(tmp_path / "eps_sr.yaml", classifier={"method": "eps", "eps": {"saliency": "spectral_residual"}})
+    proc = snakemake(workdir, "-n", "--cores", "2", "-p", configfiles=(made,))
+    assert {"make_saliency", "train_classifier"} <= set(planned_jobs(proc.stdout))
+    assert "--method spectral_residual" in proc.stdout and "--saliency-dir results/" in proc.stdout

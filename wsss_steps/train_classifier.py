@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -153,7 +155,11 @@ def main(argv=None):
                         help="splits on which the image-level precision and recall are measured after training")
     parser.add_argument("--check-masks", nargs="*", default=[], metavar="SPLIT",
                         help="also check, before training, the masks of these splits (those scored later)")
+    parser.add_argument("--saliency-dir", help="saliency maps to read instead of the dataset's saliency_dir "
+                                               "(classifier.method eps; the folder make_saliency wrote)")
     args, log, device, layout = start(parser, argv)
+    if args.saliency_dir:
+        layout = dataclasses.replace(layout, saliency_dir=str(Path(args.saliency_dir).resolve()))
     for split, counts in layout.check([args.split], args.check_masks).items():
         log.info("dataset check, split %s: %s", split, counts)
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "classifier")
