@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from fake_voc import VOC_CLASSES, write_fake_voc
 from wsss_steps.data import VOCLayout
