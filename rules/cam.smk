@@ -51,14 +51,14 @@ rule train_classifier:
         check_masks=shlex.join([VAL, SCORE]),
         health_splits=shlex.join([TRAIN, VAL]),
         checkpoint=checkpoint_of("train_classifier"),
-        saliency=f"--saliency-dir {artifact('saliency')}" if EPS_SALIENCY else "",
     shell:
         stage_shell(
             "train_classifier",
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --split {params.split} --seed {params.seed} --check-masks {params.check_masks}"
-            " --health-splits {params.health_splits} {params.saliency}"
-            " --threads {threads} --out {output.weights} --checkpoint {params.checkpoint}",
+            " --health-splits {params.health_splits}"
+            " --threads {threads} --out {output.weights} --checkpoint {params.checkpoint}"
+            + (" --saliency-dir {input.saliency}" if EPS_SALIENCY else ""),
         )
 
 

@@ -65,14 +65,21 @@ def stage_shell(stage, args, gpu=True):
 check_run_matches(run_dir(), DATASET)
 
 # A dataset on disk is checked for its folders and split lists before any job is planned; the
-# images, labels and masks themselves are checked by train_classifier before it trains.
-if "generate" in DATASET:
-    from wsss_steps.data.synthetic import NotOurs, refuse_foreign_root
+# images, labels and masks themselves are checked by train_classifier before it trains. A dataset the
+# workflow writes (generate, coco) may not exist yet: only a root holding someone else's files stops it.
+if "generate" in DATASET or "coco" in DATASET:
+    from wsss_steps.data.synthetic import NotOurs
+
+    _writer = "coco" if "coco" in DATASET else "generate"
+    if _writer == "coco":
+        from wsss_steps.data.coco import refuse_foreign_root
+    else:
+        from wsss_steps.data.synthetic import refuse_foreign_root
 
     try:
         refuse_foreign_root(DATASET["root"])
     except NotOurs as exc:
-        raise ConfigError(f"config key 'dataset.generate': {exc}") from None
+        raise ConfigError(f"config key 'dataset.{_writer}': {exc}") from None
 else:
     from wsss_steps.data import VOCLayout
 
@@ -108,9 +115,9 @@ def as_arg(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
-# What the stages read of the dataset; generate (make_dataset's own params), score_split and cooccurrence
-# (evaluate only) stay out, so changing them reruns only the rules that use them.
-DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k not in ("generate", "score_split", "cooccurrence")})
+# What the stages read of the dataset; generate and coco (make_dataset's and make_coco's own params), score_split
+# and cooccurrence (evaluate only) stay out, so changing them reruns only the rules that use them.
+DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k not in ("generate", "coco", "score_split", "cooccurrence")})
 COOCCURRENCE_ARG = as_arg(DATASET.get("cooccurrence", []))
 BACKBONE_ARG = as_arg(config["backbone"])
 

@@ -1,4 +1,5 @@
-# Stage 0: the built-in synthetic dataset (only when config dataset.generate is set).
+# Stage 0: the dataset tree the workflow writes itself: the built-in synthetic dataset (config dataset.generate) or
+# MS COCO converted into the VOC layout (config dataset.coco).
 
 if "generate" in DATASET:
 
@@ -14,3 +15,22 @@ if "generate" in DATASET:
             dataset=as_arg(DATASET),
         shell:
             stage_shell("make_dataset", "--dataset {params.dataset}", gpu=False)
+
+
+if "coco" in DATASET:
+
+    rule make_coco:
+        input:
+            train_annotations=DATASET["coco"]["train_annotations"],
+            val_annotations=DATASET["coco"]["val_annotations"],
+        output:
+            train=split_list(TRAIN),
+            val=split_list(VAL),
+        log:
+            f"logs/make_coco_{DATASET['name']}.log",
+        conda:
+            ENV
+        params:
+            dataset=as_arg(DATASET),
+        shell:
+            stage_shell("make_coco", "--dataset {params.dataset}", gpu=False)

@@ -67,6 +67,9 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
         raise ConfigError(f"config key '{_key(where)}': {error.message}.")
     config["dataset"].setdefault("score_split", config["dataset"]["train_split"])  # documented in the schema
     config.setdefault("run_name", "-".join(filter(None, [config["dataset"]["name"], config.get("preset")])))
+    if "generate" in config["dataset"] and "coco" in config["dataset"]:
+        raise ConfigError("config key 'dataset.coco': dataset.generate and dataset.coco both write the dataset at "
+                          "dataset.root; keep one of them.")
     classes = config["dataset"]["classes"]
     if len(set(classes)) != len(classes):
         raise ConfigError("config key 'dataset.classes': class names must be unique.")

@@ -24,10 +24,14 @@ def voc_palette() -> list[int]:
     return palette
 
 
-def save_label_png(path, labels: np.ndarray):
-    """Write a label map as an 8-bit palette PNG (VOC colours), atomically."""
+def save_label_png(path, labels: np.ndarray, atomic: bool = True):
+    """Write a label map as an 8-bit palette PNG (VOC colours), atomically unless ``atomic`` is False (for a tree
+    built in a temporary folder, where each file's temporary and its clean-up would only cost a folder scan)."""
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     image.putpalette(voc_palette())
+    if not atomic:
+        image.save(path, format="PNG")
+        return
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
 

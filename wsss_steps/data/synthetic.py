@@ -187,8 +187,9 @@ class NotOurs(RuntimeError):
     """The dataset root holds files this generator did not write."""
 
 
-def owned_or_absent(root) -> bool:
-    """True when ``root`` does not exist, carries the generator's marker file, or holds folders but no file.
+def owned_or_absent(root, marker: str = MARKER) -> bool:
+    """True when ``root`` does not exist, carries the ``marker`` file of the stage that writes it, or holds folders but
+    no file.
 
     Empty folders are allowed because Snakemake makes the folders of a job's outputs before it runs.
     """
@@ -197,7 +198,7 @@ def owned_or_absent(root) -> bool:
         return True
     if not root.is_dir() or root.is_symlink():
         return False
-    if (root / MARKER).is_file():
+    if (root / marker).is_file():
         return True
     return all(path.is_dir() and not path.is_symlink() for path in root.rglob("*"))
 
@@ -210,13 +211,13 @@ def refuse_foreign_root(root):
                       f"your dataset, or set dataset.root to a new folder for the built-in one.")
 
 
-def remove_generated(root):
-    """Delete ``root`` if the generator made it (marker file); otherwise remove only its empty folders (what Snakemake
-    makes for a job's outputs) with rmdir, which cannot delete a file."""
+def remove_generated(root, marker: str = MARKER):
+    """Delete ``root`` if the generator made it (``marker`` file); otherwise remove only its empty folders (what
+    Snakemake makes for a job's outputs) with rmdir, which cannot delete a file."""
     root = Path(root)
     if not root.exists():
         return
-    if (root / MARKER).is_file():
+    if (root / marker).is_file():
         shutil.rmtree(root)
         return
     for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
