@@ -149,3 +149,32 @@ def test_channels_last_resnet_gives_the_same_features_in_the_usual_layout(tmp_pa
     reloaded = backbone_from_config({"name": "resnet50", "output_stride": 16, "weights": None}).eval()
     load_weights(path, reloaded)
     assert torch.equal(reloaded.net.layer4[2].conv3.weight, plain.net.layer4[2].conv3.weight)
+
+
+def test_affinity_features_at_stride_8_on_a_stride_16_resnet_keep_the_stride_8_stage_unpooled():
+    torch.manual_seed(0)
+    backbone = ResNet50Backbone(output_stride=16).eval()
+    coarse, fine = AffinityNet(backbone).eval(), AffinityNet(backbone, feature_stride=8).eval()
+    fine.load_state_dict(coarse.state_dict())  # the same 1x1 convs: only where the stages meet differs
+    image = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        assert coarse(image).shape[-2:] == (6, 8)
+        assert fine(image).shape[-2:] == (12, 16)
+        s2, s3, s4 = backbone(image)
+        # by hand: stage 2 (stride 8) as it is, stages 3 and 4 (stride 16) bilinearly upsampled to 12 x 16
+        parts = [torch.nn.functional.elu(conv(f if f.shape[-2:] == (12, 16) else torch.nn.functional.interpolate(
+            f, size=(12, 16), mode="bilinear", align_corners=False))) for conv, f in zip(fine.reduce, (s2, s3, s4))]
+        expected = torch.nn.functional.elu(fine.fuse(torch.cat(parts, 1)))
+        torch.testing.assert_close(fine(image), expected)
+
+
+def test_affinity_feature_stride_absent_is_the_backbones_stride():
+    assert AffinityNet(ResNet50Backbone(output_stride=16)).feature_stride == 16
+    torch.manual_seed(0)
+    tiny = make_backbone("tiny", width=4).eval()
+    absent, eight = AffinityNet(tiny).eval(), AffinityNet(tiny, feature_stride=8).eval()
+    eight.load_state_dict(absent.state_dict())
+    image = torch.rand(1, 3, 64, 48)
+    with torch.no_grad():
+        assert absent(image).shape[-2:] == (8, 6)
+        assert torch.equal(absent(image), eight(image))  # the tiny backbone is at stride 8 already: nothing changes

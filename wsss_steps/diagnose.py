@@ -64,7 +64,8 @@ def main(argv=None):
     affinity_cfg = load_params(args.affinity_params, "affinity")
     walk = load_params(args.random_walk_params, "random_walk")
     radius, beta = affinity_cfg["radius"], walk["beta"]
-    model = build_affinity_net(load_params(args.backbone, "backbone"), affinity_cfg["head_channels"], pretrained=False)
+    model = build_affinity_net(load_params(args.backbone, "backbone"), affinity_cfg["head_channels"], pretrained=False,
+                               feature_stride=affinity_cfg.get("feature_stride"))
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()
     try:

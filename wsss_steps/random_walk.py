@@ -39,7 +39,8 @@ def main(argv=None):
         check_background(params["background"])
     except ValueError as exc:
         parser.error(str(exc))
-    model = build_affinity_net(backbone_cfg, affinity_cfg["head_channels"], pretrained=False)
+    model = build_affinity_net(backbone_cfg, affinity_cfg["head_channels"], pretrained=False,
+                               feature_stride=affinity_cfg.get("feature_stride"))
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()
     png_dir = Path(args.png_dir) if args.png_dir else None

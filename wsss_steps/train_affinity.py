@@ -28,7 +28,8 @@ def main(argv=None):
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "affinity")
     seed_everything(args.seed)
     init = params["init_from_classifier"]
-    model = build_affinity_net(backbone_cfg, params["head_channels"], pretrained=not init)
+    model = build_affinity_net(backbone_cfg, params["head_channels"], pretrained=not init,
+                               feature_stride=params.get("feature_stride"))
     if init:
         load_classifier_backbone(model.backbone, args.classifier, backbone_cfg, layout.classes)
     label_maps = read_label_maps(args.labels, "make_affinity_labels", layout)
