@@ -264,6 +264,6 @@ def test_the_coco14_dataset_file_plans_the_pipeline_on_the_real_coco_files():
     if missing:
         pytest.skip(f"{missing[0]} not present (the real MS COCO 2014 files, which configs/datasets/coco14.yaml "
                     f"reads relative to the repository root)")
-    proc = snakemake(REPO, "-n", configfiles=COCO14)
+    proc = snakemake(REPO, "-n", "--config", "device=auto", configfiles=COCO14)  # device: cuda needs a GPU
     expected = STAGES | ({"make_coco"} if not (REPO / "data" / "coco14-voc").exists() else set())
     assert set(planned_jobs(proc.stdout)) <= expected

@@ -44,6 +44,7 @@ def voc_config(tmp_path, root) -> Path:
               **yaml.safe_load((REPO / "configs" / "datasets" / "voc12.yaml").read_text())}
     config["dataset"]["root"] = str(root)
     config["run_name"] = f"data-safety-{tmp_path.name}"
+    config["device"] = "auto"  # the preset's device: cuda would stop planning on a machine without a GPU
     path = tmp_path / "voc.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -178,3 +178,21 @@ def test_affinity_feature_stride_absent_is_the_backbones_stride():
     with torch.no_grad():
         assert absent(image).shape[-2:] == (8, 6)
         assert torch.equal(absent(image), eight(image))  # the tiny backbone is at stride 8 already: nothing changes
+
+
+def test_backbone_amp_bf16_runs_the_stages_in_bfloat16_and_returns_float32_features():
+    torch.manual_seed(0)
+    plain = ResNet50Backbone(output_stride=16).eval()
+    mixed = ResNet50Backbone(output_stride=16, amp="bf16").eval()
+    mixed.load_state_dict(plain.state_dict())
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        full, half = plain(image), mixed(image)
+        last = mixed.forward_from(1, plain(image)[1])
+    for f, h in zip(full, half):
+        assert h.dtype == torch.float32 and h.shape == f.shape
+        assert not torch.equal(f, h)  # bfloat16 arithmetic did run
+        assert (h - f).abs().max() <= 0.05 * f.abs().max()  # to bfloat16's 8-bit mantissa
+    assert last.dtype == torch.float32
+    with pytest.raises(ValueError, match="amp must be one of"):
+        ResNet50Backbone(amp="fp8")

@@ -146,20 +146,21 @@ def test_cams_of_an_odd_sized_image_align_to_the_pixel(flip):
 
 
 VOC12_GPU = (REPO / "configs" / "presets" / "voc12_gpu.yaml", REPO / "configs" / "datasets" / "voc12.yaml")
+NO_GPU = ("--config", "device=auto")  # the GPU preset says device: cuda, which stops planning on a machine without one
 PRESETS = sorted((REPO / "configs" / "presets").glob("*.yaml"))
 DATASET_FILES = sorted((REPO / "configs" / "datasets").glob("*.yaml"))
 
 
 def test_voc12_config_dry_run_shows_the_whole_dag(tmp_path):
     write_fake_voc(tmp_path / "data" / "VOCdevkit" / "VOC2012", mask_dir="SegmentationClassAug")
-    proc = snakemake(tmp_path, "-n", configfiles=VOC12_GPU)
+    proc = snakemake(tmp_path, "-n", *NO_GPU, configfiles=VOC12_GPU)
     jobs = planned_jobs(proc.stdout)
     assert jobs == {"all": 1, "train_classifier": 1, "extract_cams": 1, "make_affinity_labels": 1,
                     "train_affinity": 1, "random_walk": 1, "train_segmentation": 1, "evaluate": 1}
 
 
 def test_missing_dataset_root_stops_the_workflow_before_any_job(tmp_path):
-    proc = snakemake(tmp_path, "-n", configfiles=VOC12_GPU, check=False)
+    proc = snakemake(tmp_path, "-n", *NO_GPU, configfiles=VOC12_GPU, check=False)
     assert proc.returncode != 0
     assert "VOCdevkit/VOC2012: dataset root not found" in proc.stdout
 

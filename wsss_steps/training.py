@@ -114,6 +114,9 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
         log.info("%s: %d steps = %d epochs of %d batches (%d images)", name, total, epochs, len(loader), len(dataset))
     first, step, history = 0, 0, []
     model.to(device).train()
+    # fp16 gradients underflow without loss scaling (backbone.amp fp16 on CUDA); disabled, the scaler is a no-op
+    fp16 = any(getattr(m, "amp", None) == "fp16" for m in model.modules())
+    scaler = torch.amp.GradScaler("cuda", enabled=fp16 and torch.device(device).type == "cuda")
     if checkpoint is not None:
         resumed = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint)
         if resumed is not None:
@@ -133,8 +136,9 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"{name}: loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate.")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             losses.append(loss.item())
             bar.set_postfix(loss=float(np.mean(losses)))
             step += 1

@@ -62,6 +62,7 @@ class TinyBackbone(nn.Module):
 
 
 BATCH_NORMS = ("frozen", "train")
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # backbone.amp: autocast precision of the ResNet stages
 
 
 def default_batch_norm(weights) -> str:
@@ -77,10 +78,15 @@ class ResNet50Backbone(nn.Module):
     channels_last runs the ResNet stages in NHWC memory (weights and activations; with oneDNN on 2 CPU cores
     1.47x faster inference and 1.11x faster training, benchmarks/channels_last.py); the stage outputs are
     returned in the usual NCHW layout, so the heads do not see it. Results agree with NCHW to float rounding, not bit for bit.
+    amp ("bf16" or "fp16") runs the stages under autocast and returns float32 features.
     """
 
-    def __init__(self, output_stride: int = 16, batch_norm: str = "frozen", channels_last: bool = False):
+    def __init__(self, output_stride: int = 16, batch_norm: str = "frozen", channels_last: bool = False,
+                 amp: str | None = None):
         super().__init__()
+        if amp is not None and amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of {tuple(AMP_DTYPES)} or absent, not {amp!r}")
+        self.amp = amp
         if output_stride not in (8, 16):
             raise ValueError("output_stride must be 8 or 16")
         if batch_norm not in BATCH_NORMS:
@@ -96,6 +102,13 @@ class ResNet50Backbone(nn.Module):
         self.stride = output_stride
 
     def forward(self, x):
+        if self.amp is None:
+            return self._stages(x)
+        with torch.autocast(x.device.type, dtype=AMP_DTYPES[self.amp]):
+            outputs = self._stages(x)
+        return [o.float() for o in outputs]  # the heads and losses stay in float32
+
+    def _stages(self, x):
         n = self.net
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -110,9 +123,10 @@ class ResNet50Backbone(nn.Module):
 
     def forward_from(self, level: int, x):
         """The last stage's features from the output ``level`` (0, 1, 2) of ``forward``."""
-        for layer in (self.net.layer3, self.net.layer4)[level:]:
-            x = layer(x)
-        return x
+        with torch.autocast(x.device.type, dtype=AMP_DTYPES.get(self.amp, torch.float32), enabled=self.amp is not None):
+            for layer in (self.net.layer3, self.net.layer4)[level:]:
+                x = layer(x)
+        return x.float()
 
     def load_imagenet(self, weights: str):
         """Load ImageNet weights from a local state-dict file or a torchvision weights name (downloads)."""
@@ -140,18 +154,18 @@ class ResNet50Backbone(nn.Module):
 
 
 def make_backbone(name: str, output_stride: int = 8, weights: str | None = None, width: int = 32,
-                  batch_norm: str | None = None, channels_last: bool = False) -> nn.Module:
+                  batch_norm: str | None = None, channels_last: bool = False, amp: str | None = None) -> nn.Module:
     """Build a backbone by name ('tiny' or 'resnet50'), optionally with ImageNet weights.
 
     ResNet-50's batch_norm defaults to "frozen" with weights and "train" without; tiny always trains its BatchNorm.
-    channels_last applies to ResNet-50 only (the tiny backbone is too small to gain from it).
+    channels_last and amp apply to ResNet-50 only (the tiny backbone is too small to gain from them).
     """
     if name == "tiny":
         if weights:
             raise WeightsError("the 'tiny' backbone has no pretrained weights; set backbone.weights to null.")
         return TinyBackbone(width)
     if name == "resnet50":
-        backbone = ResNet50Backbone(output_stride, batch_norm or default_batch_norm(weights), channels_last)
+        backbone = ResNet50Backbone(output_stride, batch_norm or default_batch_norm(weights), channels_last, amp)
         if weights:
             backbone.load_imagenet(weights)
         return backbone
@@ -167,7 +181,8 @@ def backbone_from_config(backbone_cfg: dict, pretrained: bool = True) -> nn.Modu
     weights = backbone_cfg.get("weights")
     batch_norm = backbone_cfg.get("batch_norm") or default_batch_norm(weights)
     return make_backbone(backbone_cfg["name"], backbone_cfg.get("output_stride", 8), weights if pretrained else None,
-                         backbone_cfg.get("width", 32), batch_norm, backbone_cfg.get("channels_last", False))
+                         backbone_cfg.get("width", 32), batch_norm, backbone_cfg.get("channels_last", False),
+                         backbone_cfg.get("amp"))
 
 
 def backbone_state(model_state: dict, prefix: str = "backbone.") -> dict:
