@@ -19,6 +19,7 @@ from .config import load_params
 from .data import VOCLayout
 from .data.label_png import voc_palette
 from .methods.cam import cam_labels
+from .methods.crf import crf_labels
 from .metrics import confusion_counts, confusion_matrix, confusion_ratio, iou_per_class, mean_iou
 from .log import progress, setup_logging
 from .runtime import base_parser, run_stage
@@ -50,12 +51,13 @@ def evaluate_cams(layout: VOCLayout, cams, ids, threshold: float, curve) -> dict
     return result
 
 
-def evaluate_labels(layout: VOCLayout, group, ids, desc: str) -> dict:
-    """mIoU of stored label maps (one dataset per image id) against the ground-truth masks."""
+def evaluate_labels(layout: VOCLayout, group, ids, desc: str, labels_of=None) -> dict:
+    """mIoU of stored label maps (one dataset per image id; or ``labels_of(image_id)``) against the ground-truth masks."""
     n = layout.num_classes
     conf = np.zeros((n, n), np.int64)
+    labels_of = labels_of or (lambda image_id: read_array(group, image_id))
     for image_id in progress(ids, desc=desc):
-        conf += confusion_matrix(read_array(group, image_id), layout.mask(image_id), n, layout.ignore_index)
+        conf += confusion_matrix(labels_of(image_id), layout.mask(image_id), n, layout.ignore_index)
     return dict(score(conf, layout.classes), images=len(ids))
 
 
@@ -113,7 +115,10 @@ def markdown_table(summary: dict) -> str:
     classes = summary["classes"]
     head = "| method | split | " + " | ".join(classes) + " | mIoU |\n|---|---|" + "---|" * (len(classes) + 1) + "\n"
     rows = []
-    for key, name in (("cam", f"CAM (bg {summary['cam']['threshold']})"), ("rw", "CAM + RW"), ("seg", "DeepLabV3 on CAM + RW")):
+    for key, name in (("cam", f"CAM (bg {summary['cam']['threshold']})"), ("rw", "CAM + RW"), ("seg", "DeepLabV3 on CAM + RW"),
+                      ("seg_crf", "DeepLabV3 on CAM + RW, + CRF")):
+        if key not in summary:
+            continue
         part = summary[key]
         cells = ["-" if part["iou"][c] is None else f"{part['iou'][c]:.1f}" for c in classes]
         rows.append(f"| {name} | {part['split']} | " + " | ".join(cells) + f" | **{part['miou']:.1f}** |")
@@ -238,6 +243,14 @@ def main(argv=None):
                              split=score_split)
         summary["seg"] = dict(evaluate_labels(layout, preds[args.val_split], val_ids, "score segmentation"),
                               split=args.val_split)
+        if params.get("crf"):
+            crf = dict(params["crf"])
+            gt_prob = crf.pop("gt_prob")
+            val = preds[args.val_split]
+            summary["seg_crf"] = dict(evaluate_labels(
+                layout, None, val_ids, "score segmentation + CRF",
+                labels_of=lambda i: crf_labels(layout.image(i), read_array(val, i), gt_prob, **crf)),
+                split=args.val_split)
         if args.train_split in preds:
             summary["seg_train"] = dict(evaluate_labels(layout, preds[args.train_split], train_ids, "score seg train"),
                                         split=args.train_split)
@@ -269,8 +282,8 @@ def main(argv=None):
                              + health_markdown(summary["health"]))
     with atomic_path(args.examples) as tmp:
         (figure or Image.new("RGB", (64, 16), "white")).save(tmp, format="PNG")
-    log.info("CAM %.2f | CAM+RW %.2f | segmentation %.2f mIoU", summary["cam"]["miou"], summary["rw"]["miou"],
-             summary["seg"]["miou"])
+    log.info("CAM %.2f | CAM+RW %.2f | segmentation %.2f mIoU%s", summary["cam"]["miou"], summary["rw"]["miou"],
+             summary["seg"]["miou"], f" (+ CRF {summary['seg_crf']['miou']:.2f})" if "seg_crf" in summary else "")
     warnings = summary["health"]["warnings"]
     for item in warnings:
         log.warning("health: %s", item["message"])
