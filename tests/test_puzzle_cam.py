@@ -44,11 +44,13 @@ def test_puzzle_loss_is_two_classifications_plus_the_weighted_reconstruction():
         stitched = stitch(net.cam(tile(batch["image"], 2)), 2)
         tiles_cls = torch.nn.functional.multilabel_soft_margin_loss(stitched.mean(dim=(-2, -1)), batch["target"])
         re = reconstruction_loss(full, stitched, batch["target"])
-        start = puzzle_loss_fn(settings)(net, batch, 0.0)
-        later = puzzle_loss_fn(settings)(net, batch, 0.75)
+        start, start_terms = puzzle_loss_fn(settings)(net, batch, 0.0)
+        later, later_terms = puzzle_loss_fn(settings)(net, batch, 0.75)
     assert re > 0  # the tiles see less context: their stitched CAM differs from the crop's
     torch.testing.assert_close(start, classification_loss(net, batch) + tiles_cls)
     torch.testing.assert_close(later, start + 4 * re)
+    assert start_terms["alpha"] == 0 and later_terms["alpha"] == 4
+    assert later_terms["re"] == pytest.approx(re.item(), rel=1e-5)
 
 
 def test_a_crop_size_whose_tiles_do_not_stitch_back_is_refused_by_name(tmp_path):

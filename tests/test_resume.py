@@ -9,6 +9,7 @@ import sys
 import h5py
 import numpy as np
 
+from wsss_steps.artifacts import read_curve
 from wsss_steps.data.synthetic import generate
 
 CLASSES = ["background", "kite", "bug", "boat"]
@@ -63,6 +64,10 @@ def test_sigkill_during_classifier_training_then_rerun_gives_the_clean_runs_weig
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    with h5py.File(tmp_path / "clean.h5", "r") as clean_file, h5py.File(out, "r") as resumed_file:
+        clean_curve, resumed_curve = (read_curve(f["training_curve"]) for f in (clean_file, resumed_file))
+    assert [r["step"] for r in clean_curve] == list(range(1, len(clean_curve) + 1))
+    assert resumed_curve == clean_curve  # the steps before the kill come back from the checkpoint
 
 
 def test_a_checkpoint_made_with_other_settings_is_ignored(tmp_path):

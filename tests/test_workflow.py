@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from conftest import BIN, TINY, not_activated_env, planned_jobs, snakemake, write_config
@@ -148,3 +149,29 @@ def test_eps_reads_a_generated_datasets_saliency_maps_and_makes_them_with_opencv
     proc = snakemake(workdir, "-n", "--cores", "2", "-p", configfiles=(made,))
     assert {"make_saliency", "train_classifier"} <= set(planned_jobs(proc.stdout))
     assert "--method spectral_residual" in proc.stdout and "--saliency-dir results/" in proc.stdout
+
+
+def test_training_stages_record_their_loss_per_step_and_affinitynet_its_three_terms(tiny_run):
+    import subprocess
+    import sys
+
+    from wsss_steps.artifacts import read_curve
+
+    workdir, _ = tiny_run
+    results = workdir / "results" / "tiny"
+    for name in ("classifier", "affinity", "segmentation"):
+        with h5py.File(results / f"{name}.weights.h5", "r") as store:
+            curve = read_curve(store["training_curve"])
+        assert [r["step"] for r in curve] == list(range(1, len(curve) + 1)) and len(curve) > 1, name
+        assert all(np.isfinite(r["loss"]) for r in curve), name
+    with h5py.File(results / "affinity.weights.h5", "r") as store:
+        curve = read_curve(store["training_curve"])
+    for r in curve:  # L = L+fg/4 + L+bg/4 + L-/2, step by step
+        assert r["loss"] == pytest.approx(r["pos_fg"] / 4 + r["pos_bg"] / 4 + r["neg"] / 2, rel=1e-5)
+    proc = subprocess.run([sys.executable, "-m", "wsss_steps.inspect_artifact", "--curve",
+                           str(results / "affinity.weights.h5")], capture_output=True, text=True, timeout=300)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and lines[0] == "step,loss,pos_fg,pos_bg,neg" and len(lines) == len(curve) + 1
+    proc = subprocess.run([sys.executable, "-m", "wsss_steps.inspect_artifact", "--curve",
+                           str(results / "cams_train.h5")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "has no training curve" in proc.stderr

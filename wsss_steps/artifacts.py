@@ -206,10 +206,39 @@ def read_state_dict(group) -> dict:
     return {key: torch.from_numpy(np.asarray(group[key][()])) for key in group}
 
 
-def save_weights(path, model: torch.nn.Module, attrs: dict):
-    """Save a model's state dict as one HDF5 dataset per tensor (no pickles)."""
+def save_weights(path, model: torch.nn.Module, attrs: dict, curve=None):
+    """Save a model's state dict as one HDF5 dataset per tensor (no pickles), and the training ``curve`` (a list of
+    per-step records {step, loss, ...terms}) as one dataset per column in the group ``training_curve``."""
     with write_store(path, attrs) as store:
         write_state_dict(store.create_group("state_dict"), model.state_dict())
+        if curve:
+            write_curve(store.create_group("training_curve"), curve)
+
+
+def write_curve(group, curve):
+    """Per-step records as one float64 dataset per column (step first), a column absent from a step being NaN."""
+    columns = list(dict.fromkeys(key for record in curve for key in record))
+    for key in columns:
+        group.create_dataset(key, data=np.array([record.get(key, np.nan) for record in curve], np.float64))
+    group.attrs["columns"] = json.dumps(columns)
+
+
+def read_curve(group) -> list[dict]:
+    """The records ``write_curve`` wrote."""
+    columns = json.loads(group.attrs["columns"])
+    values = {key: group[key][()] for key in columns}
+    return [{key: (int(values[key][i]) if key == "step" else float(values[key][i])) for key in columns}
+            for i in range(len(values[columns[0]]))]
+
+
+def curve_csv(path) -> str:
+    """The training curve of a weights file as CSV text (header row, one row per step); '' if it has none."""
+    with h5py.File(path, "r") as store:
+        if "training_curve" not in store:
+            return ""
+        curve = read_curve(store["training_curve"])
+    columns = list(curve[0]) if curve else []
+    return "\n".join([",".join(columns)] + [",".join(repr(r[c]) for c in columns) for r in curve]) + "\n"
 
 
 def load_weights(path, model: torch.nn.Module, stage: str | None = None, classes=None) -> dict:

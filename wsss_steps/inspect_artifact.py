@@ -1,5 +1,6 @@
 """Print what made an artifact: stage, parameters, seed, package version, input checksums, contents.
 
+With --curve, print a weights file's training curve (the loss and its terms per step) as CSV.
 With --verify, check instead that each artifact still holds what was written (every dataset's SHA-256,
 recorded when it was written, and the number of datasets), whatever its modification time says.
 """
@@ -12,7 +13,7 @@ import sys
 
 import h5py
 
-from .artifacts import ArtifactError, open_store, rebuild_hint, verify_store
+from .artifacts import ArtifactError, curve_csv, open_store, rebuild_hint, verify_store
 
 _JSON_ATTRS = ("params", "inputs", "ids", "history")
 
@@ -47,12 +48,22 @@ def main(argv=None):
     parser.add_argument("paths", nargs="+", metavar="PATH", help="HDF5 artifacts (.h5) made by the workflow")
     parser.add_argument("--verify", action="store_true",
                         help="check each artifact's contents against the checksums recorded when it was written")
+    parser.add_argument("--curve", action="store_true",
+                        help="print the training curve of a weights file as CSV (step, loss and the loss's terms)")
     args = parser.parse_args(argv)
     status = 0
     for path in args.paths:
         try:
             if args.verify:
                 status |= verify_one(path)
+            elif args.curve:
+                open_store(path).close()  # a missing or foreign file is named like the other modes do
+                text = curve_csv(path)
+                if not text:
+                    print(f"ERROR {path}: has no training curve (trained before curves were recorded, or not a "
+                          f"weights file); retrain it to record one.", file=sys.stderr)
+                    status = 1
+                print(text, end="")
             else:
                 print(json.dumps(describe(path), indent=2, default=str))
         except ArtifactError as exc:

@@ -36,12 +36,13 @@ def main(argv=None):
     dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
     optimizer = make_optimizer(*model.trainable_parameters(), params)
     inputs = [args.labels] + ([args.classifier] if init else [])
+    curve = []
     history = fit(model, dataset, affinity_loss_fn(params["radius"]), optimizer, params, params["batch_size"],
                   device, args.seed, "affinity", args.checkpoint, run_fingerprint(args, inputs),
-                  loader_workers(args.workers, args.threads, device))
+                  loader_workers(args.workers, args.threads, device), curve)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
-    save_weights(args.out, model.cpu(), attrs)
+    save_weights(args.out, model.cpu(), attrs, curve)
     discard_checkpoint(args.checkpoint)
     log.info("wrote %s (final loss %.4f)", args.out, history[-1])
 

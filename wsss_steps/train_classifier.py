@@ -32,8 +32,9 @@ log = logging.getLogger("wsss_steps")
 
 
 def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed: int, device, checkpoint=None,
-          fingerprint: str = "", workers: int = 0):
-    """Train and return the classifier and its loss history (resuming from ``checkpoint`` when it fits)."""
+          fingerprint: str = "", workers: int = 0, curve: list | None = None):
+    """Train and return the classifier and its loss history (resuming from ``checkpoint`` when it fits); each step's
+    loss goes into ``curve`` when given."""
     seed_everything(seed)
     table = layout.label_table(split)
     model = build_classifier(backbone_cfg, layout.num_classes, method=params.get("method", "cam"))
@@ -57,7 +58,7 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
         loss_fn = eps_loss_fn(params["eps"]["tau"], params["eps"]["lam"])
 
     history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, seed, "classifier",
-                  checkpoint, fingerprint, workers)
+                  checkpoint, fingerprint, workers, curve)
     return model.cpu(), history
 
 
@@ -67,17 +68,17 @@ def classification_loss(net, batch, progress=0.0):
 
 
 def puzzle_loss_fn(settings: dict):
-    """Puzzle-CAM's L = L_cls(full) + L_p-cls(stitched tiles) + alpha_t * L_re, for training.fit."""
+    """Puzzle-CAM's L = L_cls(full) + L_p-cls(stitched tiles) + alpha_t * L_re, for training.fit (with its terms)."""
     n = settings["tiles"]
 
     def loss_fn(net, batch, progress=0.0):
         images, target = batch["image"], batch["target"]
         cam_full = net.cam(images)
         cam_stitched = stitch(net.cam(tile(images, n)), n)
-        loss = (F.multilabel_soft_margin_loss(net.cam_scores(cam_full), target)
-                + F.multilabel_soft_margin_loss(net.cam_scores(cam_stitched), target))
-        return loss + alpha_at(progress, settings["alpha"], settings["ramp"]) * reconstruction_loss(
-            cam_full, cam_stitched, target)
+        cls = F.multilabel_soft_margin_loss(net.cam_scores(cam_full), target)
+        p_cls = F.multilabel_soft_margin_loss(net.cam_scores(cam_stitched), target)
+        alpha, re = alpha_at(progress, settings["alpha"], settings["ramp"]), reconstruction_loss(cam_full, cam_stitched, target)
+        return cls + p_cls + alpha * re, {"cls": cls.item(), "p_cls": p_cls.item(), "re": re.item(), "alpha": alpha}
 
     return loss_fn
 
@@ -164,15 +165,16 @@ def main(argv=None):
         log.info("dataset check, split %s: %s", split, counts)
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "classifier")
     fingerprint = run_fingerprint(args, [layout.list_file(args.split)])
+    curve = []
     model, history = train(layout, args.split, backbone_cfg, params, args.seed, device, args.checkpoint, fingerprint,
-                           loader_workers(args.workers, args.threads, device))
+                           loader_workers(args.workers, args.threads, device), curve)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed,
                        [layout.list_file(args.split)])
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
     if args.health_splits:
         figures = label_health(model, layout, list(dict.fromkeys(args.health_splits)), device)
         health.record(attrs, figures, health.classifier_warnings(figures))
-    save_weights(args.out, model, attrs)
+    save_weights(args.out, model, attrs, curve)
     discard_checkpoint(args.checkpoint)
     log.info("wrote %s (final loss %.4f)", args.out, history[-1])
 

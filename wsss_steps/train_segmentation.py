@@ -78,12 +78,13 @@ def main(argv=None):
         return F.cross_entropy(net(batch["image"])["out"], batch["labels"], ignore_index=layout.ignore_index)
 
     inputs = [args.pseudo_labels] + ([args.classifier] if init else [])
+    curve = []
     history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, args.seed,
                   "segmentation", args.checkpoint, run_fingerprint(args, inputs),
-                  loader_workers(args.workers, args.threads, device))
+                  loader_workers(args.workers, args.threads, device), curve)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
-    save_weights(args.out, model.cpu(), attrs)
+    save_weights(args.out, model.cpu(), attrs, curve)
     model.to(device).eval()
     fault_point("segmentation predict")
     attrs = provenance("predict_segmentation", {"splits": args.predict_splits}, args.seed, [args.out])

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .artifacts import file_sha256, read_state_dict, write_state_dict, write_store
+from .artifacts import file_sha256, read_curve, read_state_dict, write_curve, write_state_dict, write_store
 from .log import progress
 from .faults import fault_point
 
@@ -44,11 +44,15 @@ def run_fingerprint(args, inputs=()) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def save_checkpoint(path, model, optimizer, generator: torch.Generator, epoch: int, step: int, history, fingerprint: str):
-    """Everything needed to continue training after ``epoch`` epochs, as HDF5 (weights, momentum, sampler RNG)."""
+def save_checkpoint(path, model, optimizer, generator: torch.Generator, epoch: int, step: int, history, fingerprint: str,
+                    curve=None):
+    """Everything needed to continue training after ``epoch`` epochs, as HDF5 (weights, momentum, sampler RNG, the
+    per-step training curve so far)."""
     attrs = {"stage": "checkpoint", "epoch": epoch, "step": step, "history": json.dumps(history),
              "fingerprint": fingerprint}
     with write_store(path, attrs) as store:
+        if curve:
+            write_curve(store.create_group("training_curve"), curve)
         write_state_dict(store.create_group("state_dict"), model.state_dict())
         momentum = store.create_group("momentum")
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -59,8 +63,9 @@ def save_checkpoint(path, model, optimizer, generator: torch.Generator, epoch: i
         store.create_dataset("generator", data=generator.get_state().numpy())
 
 
-def load_checkpoint(path, model, optimizer, generator: torch.Generator, fingerprint: str):
-    """Restore a checkpoint made for the same ``fingerprint``; return (epoch, step, history) or None to start afresh."""
+def load_checkpoint(path, model, optimizer, generator: torch.Generator, fingerprint: str, curve=None):
+    """Restore a checkpoint made for the same ``fingerprint`` (its training curve into the list ``curve``); return
+    (epoch, step, history) or None to start afresh."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -76,6 +81,8 @@ def load_checkpoint(path, model, optimizer, generator: torch.Generator, fingerpr
                 optimizer.state[params[int(key)]]["momentum_buffer"] = torch.from_numpy(store["momentum"][key][()]).to(device)
             generator.set_state(torch.from_numpy(store["generator"][()]))
             epoch, step, history = int(store.attrs["epoch"]), int(store.attrs["step"]), json.loads(store.attrs["history"])
+            if curve is not None:
+                curve[:] = read_curve(store["training_curve"]) if "training_curve" in store else []
     except (OSError, KeyError) as exc:
         log.warning("ignoring unreadable checkpoint %s (%s); training from the start", path, exc)
         return None
@@ -92,10 +99,11 @@ def schedule(length: dict, batches: int) -> tuple[int, int]:
 
 
 def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, device, seed: int, name: str,
-        checkpoint=None, fingerprint: str = "", workers: int = 0):
+        checkpoint=None, fingerprint: str = "", workers: int = 0, curve: list | None = None):
     """Train ``model`` for ``length`` (a section's ``epochs`` or ``steps``) with ``loss_fn(model, batch, progress) -> loss``
     (progress: the share of the training steps done, 0 to 1, for losses that change over training); returns
-    per-epoch mean losses.
+    per-epoch mean losses. ``loss_fn`` may return (loss, {term: value}); each step's loss and terms are appended to
+    ``curve`` (a list, when given) as {"step", "loss", ...terms}, kept in the checkpoint across a resume.
 
     With ``checkpoint`` (a path outside the stage's outputs), the state is saved after every epoch, the
     last one included: a run killed mid-training continues from the last saved epoch, ending with the same
@@ -118,7 +126,7 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
     fp16 = any(getattr(m, "amp", None) == "fp16" for m in model.modules())
     scaler = torch.amp.GradScaler("cuda", enabled=fp16 and torch.device(device).type == "cuda")
     if checkpoint is not None:
-        resumed = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint)
+        resumed = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint, curve)
         if resumed is not None:
             first, step, history = resumed
             if first >= epochs:
@@ -133,6 +141,7 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             poly_lr(optimizer, step, total)
             loss = loss_fn(model, batch, step / total)
+            loss, terms = loss if isinstance(loss, tuple) else (loss, {})
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"{name}: loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate.")
             optimizer.zero_grad(set_to_none=True)
@@ -142,10 +151,12 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
             losses.append(loss.item())
             bar.set_postfix(loss=float(np.mean(losses)))
             step += 1
+            if curve is not None:
+                curve.append({"step": step, "loss": losses[-1], **{k: float(v) for k, v in terms.items()}})
         history.append(float(np.mean(losses)))
         log.info("%s epoch %d/%d loss %.4f (%.1f s)", name, epoch + 1, epochs, history[-1], time.time() - start)
         if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, generator, epoch + 1, step, history, fingerprint)
+            save_checkpoint(checkpoint, model, optimizer, generator, epoch + 1, step, history, fingerprint, curve)
         fault_point(f"{name} epoch {epoch + 1}")
     model.eval()
     return history

@@ -80,15 +80,21 @@ def pair_affinities(features: torch.Tensor, offsets) -> torch.Tensor:
     return torch.cat(out)
 
 
-def affinity_loss(affinity: torch.Tensor, pos_fg, pos_bg, neg, eps: float = 1e-5) -> torch.Tensor:
-    """L = L+fg/4 + L+bg/4 + L-/2 with L+ = mean(-log W) over its pairs and L- = mean(-log(1 - W))."""
+def affinity_loss_terms(affinity: torch.Tensor, pos_fg, pos_bg, neg, eps: float = 1e-5) -> dict:
+    """{L+fg, L+bg, L-} with L+ = mean(-log W) over its pairs and L- = mean(-log(1 - W))."""
 
     def mean_over(values, mask):
         return values[mask].sum() / mask.sum().clamp(min=1)
 
     pos_term = -torch.log(affinity + eps)
     neg_term = -torch.log(1.0 - affinity + eps)
-    return mean_over(pos_term, pos_fg) / 4 + mean_over(pos_term, pos_bg) / 4 + mean_over(neg_term, neg) / 2
+    return {"pos_fg": mean_over(pos_term, pos_fg), "pos_bg": mean_over(pos_term, pos_bg), "neg": mean_over(neg_term, neg)}
+
+
+def affinity_loss(affinity: torch.Tensor, pos_fg, pos_bg, neg, eps: float = 1e-5) -> torch.Tensor:
+    """L = L+fg/4 + L+bg/4 + L-/2 with L+ = mean(-log W) over its pairs and L- = mean(-log(1 - W))."""
+    terms = affinity_loss_terms(affinity, pos_fg, pos_bg, neg, eps)
+    return terms["pos_fg"] / 4 + terms["pos_bg"] / 4 + terms["neg"] / 2
 
 
 def full_offsets(radius: int) -> list[tuple[int, int]]:
@@ -121,13 +127,15 @@ def feature_labels(labels: torch.Tensor, size) -> torch.Tensor:
 
 
 def affinity_loss_fn(radius: int):
-    """loss_fn(net, batch, progress) -> the AffinityNet loss of the batch's pairs within ``radius``, for training.fit."""
+    """loss_fn(net, batch, progress) -> (the AffinityNet loss of the batch's pairs within ``radius``, its three terms),
+    for training.fit."""
     offsets = pair_offsets(radius)
 
     def loss_fn(net, batch, progress=0.0):
         features = net(batch["image"])
         labels = feature_labels(batch["labels"], features.shape[-2:])
-        pos_fg, pos_bg, neg = pair_labels(labels, offsets)
-        return affinity_loss(pair_affinities(features, offsets), pos_fg, pos_bg, neg)
+        terms = affinity_loss_terms(pair_affinities(features, offsets), *pair_labels(labels, offsets))
+        loss = terms["pos_fg"] / 4 + terms["pos_bg"] / 4 + terms["neg"] / 2  # affinity_loss, with its terms kept
+        return loss, {k: v.item() for k, v in terms.items()}
 
     return loss_fn
