@@ -147,6 +147,10 @@ EPS_SALIENCY = eps_saliency(config["classifier"], DATASET)
 
 
 # Each section's method blocks (keys named as the methods of its `method` setting).
-METHOD_BLOCKS = {"classifier": ("hide_and_seek", "puzzle_cam", "acol", "eps"), "cams": ("gradcam",)}
+METHOD_BLOCKS = {
+    "classifier": ("hide_and_seek", "puzzle_cam", "acol", "eps"),
+    "cams": ("gradcam",),
+    "segmentation": ("sec",),
+}
 # Every rule declares the project's one environment, for `--sdm conda` users (the same pins as uv.lock).
 ENV = "../environment.yml"

@@ -3,7 +3,12 @@
 
 rule train_segmentation:
     input:
-        pseudo=rules.random_walk.output.labels,
+        # SEC trains from the affinity labels' confident pixels (seeds) instead of the walk's labels
+        pseudo=(
+            rules.make_affinity_labels.output.labels
+            if config["segmentation"].get("method") == "sec"
+            else rules.random_walk.output.labels
+        ),
         classifier=rules.train_classifier.output.weights,
         val=split_list(VAL),
     output:
@@ -23,7 +28,7 @@ rule train_segmentation:
         version=VERSION,
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
-        hyper=as_arg(config["segmentation"]),
+        hyper=method_arg("segmentation", "random_walk"),
         seed=config["seed"],
         splits=f"{VAL} {TRAIN}",
         checkpoint=checkpoint_of("train_segmentation"),

@@ -14,8 +14,10 @@ from wsss_steps.config import validate_config
 
 def test_a_method_reuses_exactly_the_stages_before_the_first_section_it_changes():
     base = yaml.safe_load(TINY.read_text())
-    configs = {m: validate_config(merged(base, METHODS[m])) for m in ("cam", "gradcam", "puzzle_cam")}
+    configs = {m: validate_config(merged(base, METHODS[m])) for m in ("cam", "gradcam", "puzzle_cam", "sec")}
     assert reusable_stages(configs["cam"], configs["gradcam"]) == ["train_classifier"]
+    assert reusable_stages(configs["cam"], configs["sec"]) == ["train_classifier", "extract_cams", "make_affinity_labels",
+                                                               "train_affinity", "random_walk"]
     assert reusable_stages(configs["cam"], configs["puzzle_cam"]) == []
     assert len(reusable_stages(configs["cam"], configs["cam"])) == 7
     assert merged({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}

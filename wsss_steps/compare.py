@@ -1,7 +1,7 @@
 """Compare localisation methods: run each through the whole workflow on one dataset and tabulate the results.
 
     python -m wsss_steps.compare --configfile configs/presets/cpu_photos.yaml configs/datasets/pets_horses.yaml \
-        --methods cam puzzle_cam hide_and_seek acol gradcam --cores 2
+        --methods cam puzzle_cam hide_and_seek acol gradcam sec --cores 2
 
 Each method runs as its own Snakemake run, ``results/<run_name>-<method>/``, from the given config files plus
 the method's settings (METHODS; written to ``results/<run_name>-compare/configs/<method>.yaml``). The first
@@ -38,6 +38,7 @@ METHODS = {
     "acol": {"classifier": {"method": "acol"}},
     "eps": {"classifier": {"method": "eps"}},
     "gradcam": {"cams": {"method": "gradcam"}},
+    "sec": {"segmentation": {"method": "sec"}},
 }
 
 # The workflow's stages in order, the config sections each one reads (on top of those of the stages before
@@ -108,6 +109,7 @@ def method_row(name: str, run_dir: Path, reused: list[str], returncode: int) -> 
     if returncode == 0 and summary_path.is_file():
         summary = json.loads(summary_path.read_text())
         row.update(cam=summary["cam"]["miou"], rw=summary["rw"]["miou"], seg=summary["seg"]["miou"],
+                   seg_crf=(summary.get("seg_crf") or {}).get("miou"),
                    cam_iou=summary["cam"]["iou"], rw_iou=summary["rw"]["iou"], seg_iou=summary["seg"]["iou"],
                    cooccurrence=summary.get("cooccurrence", []),
                    warnings=[w["message"] for w in summary["health"]["warnings"]])
@@ -121,13 +123,15 @@ def markdown(rows: list[dict], classes, dataset: str) -> str:
 
     fg = list(classes)
     out = [f"# Method comparison on {dataset}", "",
-           "| method | CAM (train) | CAM + RW (train) | segmentation (val) | " + " | ".join(f"CAM {c}" for c in fg) + " |",
-           "|---|---|---|---|" + "---|" * len(fg)]
+           "| method | CAM (train) | CAM + RW (train) | segmentation (val) | + CRF (val) | "
+           + " | ".join(f"CAM {c}" for c in fg) + " |",
+           "|---|---|---|---|---|" + "---|" * len(fg)]
     for row in rows:
         if "cam" not in row:
-            out.append(f"| {row['method']} | failed (see its log) |" + " |" * (2 + len(fg)))
+            out.append(f"| {row['method']} | failed (see its log) |" + " |" * (3 + len(fg)))
             continue
         out.append(f"| {row['method']} | {cell(row['cam'])} | {cell(row['rw'])} | {cell(row['seg'])} | "
+                   f"{cell(row.get('seg_crf'))} | "
                    + " | ".join(cell(row["cam_iou"].get(c)) for c in fg) + " |")
     pairs = [(p["class"], p["context"]) for row in rows if "cam" in row for p in row["cooccurrence"]]
     if pairs:

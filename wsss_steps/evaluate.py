@@ -115,8 +115,9 @@ def markdown_table(summary: dict) -> str:
     classes = summary["classes"]
     head = "| method | split | " + " | ".join(classes) + " | mIoU |\n|---|---|" + "---|" * (len(classes) + 1) + "\n"
     rows = []
-    for key, name in (("cam", f"CAM (bg {summary['cam']['threshold']})"), ("rw", "CAM + RW"), ("seg", "DeepLabV3 on CAM + RW"),
-                      ("seg_crf", "DeepLabV3 on CAM + RW, + CRF")):
+    seg = "DeepLabV3 with SEC" if summary.get("seg", {}).get("trained_with") == "sec" else "DeepLabV3 on CAM + RW"
+    for key, name in (("cam", f"CAM (bg {summary['cam']['threshold']})"), ("rw", "CAM + RW"), ("seg", seg),
+                      ("seg_crf", f"{seg}, + CRF")):
         if key not in summary:
             continue
         part = summary[key]
@@ -242,7 +243,7 @@ def main(argv=None):
         summary["rw"] = dict(evaluate_labels(layout, pseudo, train_ids, "score CAM+RW"),
                              split=score_split)
         summary["seg"] = dict(evaluate_labels(layout, preds[args.val_split], val_ids, "score segmentation"),
-                              split=args.val_split)
+                              split=args.val_split, trained_with=str(preds.attrs.get("trained_with", "random_walk")))
         if params.get("crf"):
             crf = dict(params["crf"])
             gt_prob = crf.pop("gt_prob")

@@ -1,4 +1,8 @@
-"""Stage 6: train DeepLabV3 on the pseudo-labels (255 ignored) and predict every image of the given splits."""
+"""Stage 6: train DeepLabV3 on the pseudo-labels (255 ignored) and predict every image of the given splits.
+
+With ``segmentation.method: sec`` the network is trained with SEC's seed, expand and constrain losses
+(wsss_steps/methods/sec.py) from the affinity-label store's confident pixels (the seeds) and the image-level
+labels, instead of cross-entropy on the random walk's labels."""
 
 from __future__ import annotations
 
@@ -6,14 +10,17 @@ import json
 import sys
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 
 from . import health
 from .artifacts import provenance, put_array, read_label_maps, save_weights, write_store
 from .config import load_params
 from .data.loader import CropDataset
-from .data.transforms import to_tensor
+from .data.transforms import MEAN, STD, to_tensor
 from .log import progress
+from .methods.affinitynet import feature_labels
+from .methods.sec import constrain_loss, crf_of, expand_loss, seed_loss
 from .nets.classifier import load_classifier_backbone
 from .nets.segmentation import build_segmentation_net, predict
 from .faults import fault_point
@@ -53,11 +60,34 @@ def prediction_health(layout, label_maps: dict, predicted: dict):
     return figures, health.segmentation_warnings(ratio, val_pixels)
 
 
+def sec_loss_fn(settings: dict, ignore_index: int):
+    """loss_fn(net, batch, progress) -> (L_seed + L_expand + L_constrain, its terms) for training.fit, on the output
+    resized to the crop / ``settings["output_stride"]`` grid (SEC's 41 x 41 of a 321 px crop is stride 8)."""
+
+    def loss_fn(net, batch, progress=0.0):
+        images = batch["image"]
+        size = [max(1, s // settings["output_stride"]) for s in images.shape[-2:]]
+        logits = F.interpolate(net(images)["out"], size=size, mode="bilinear", align_corners=False)
+        probs, log_probs = logits.softmax(1), logits.log_softmax(1)
+        seeds = feature_labels(batch["labels"], size)
+        small = F.interpolate(images, size=size, mode="bilinear", align_corners=False).float()
+        mean, std = (torch.as_tensor(v, device=images.device).view(1, 3, 1, 1) for v in (MEAN, STD))
+        rgb = ((small * std + mean) * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        q = torch.from_numpy(crf_of(rgb, probs.detach().float().cpu().numpy(), settings["crf"])).to(probs.device)
+        terms = {"seed": seed_loss(log_probs, seeds, ignore_index),
+                 "expand": expand_loss(probs, batch["target"], settings["d_fg"], settings["d_absent"], settings["d_bg"]),
+                 "constrain": constrain_loss(probs, q)}
+        return sum(terms.values()), {k: v.item() for k, v in terms.items()}
+
+    return loss_fn
+
+
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
     parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
     parser.add_argument("--params", required=True, help="segmentation settings (JSON or YAML file)")
-    parser.add_argument("--pseudo-labels", required=True, help="pseudo-label store (.h5) from random_walk")
+    parser.add_argument("--pseudo-labels", required=True,
+                        help="pseudo-label store (.h5) from random_walk; with method sec, the affinity-label store (the seeds)")
     parser.add_argument("--classifier", help="classifier weights, used when init_from_classifier is true")
     parser.add_argument("--predict-splits", nargs="+", required=True, help="splits to predict after training; the first is the one scored (val), whose predicted classes the health check reads")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")
@@ -70,12 +100,17 @@ def main(argv=None):
     model = build_segmentation_net(backbone_cfg, params, layout.num_classes, pretrained=not init)
     if init:
         load_classifier_backbone(model.backbone.backbone, args.classifier, backbone_cfg, layout.classes)
-    label_maps = read_label_maps(args.pseudo_labels, "random_walk", layout)
-    dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
+    sec = params.get("method") == "sec"
+    label_maps = read_label_maps(args.pseudo_labels, "make_affinity_labels" if sec else "random_walk", layout)
+    dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed,
+                          label_maps=label_maps, image_labels={i: layout.image_labels(i) for i in label_maps} if sec else None)
     optimizer = make_optimizer(*model.trainable_parameters(), params)
 
     def loss_fn(net, batch, progress=0.0):
         return F.cross_entropy(net(batch["image"])["out"], batch["labels"], ignore_index=layout.ignore_index)
+
+    if sec:
+        loss_fn = sec_loss_fn(params["sec"], layout.ignore_index)
 
     inputs = [args.pseudo_labels] + ([args.classifier] if init else [])
     curve = []
@@ -88,7 +123,7 @@ def main(argv=None):
     model.to(device).eval()
     fault_point("segmentation predict")
     attrs = provenance("predict_segmentation", {"splits": args.predict_splits}, args.seed, [args.out])
-    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root))
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), trained_with="sec" if sec else "random_walk")
     done = set()  # a split listed twice is counted once
     predicted = {"val": np.zeros(layout.num_classes, np.int64), "train": np.zeros(layout.num_classes, np.int64)}
     with write_store(args.predictions, attrs) as store:
