@@ -127,6 +127,8 @@ def test_optimizer_takes_momentum_from_settings_and_gives_new_layers_ten_times_t
     assert [g["lr"] for g in default.param_groups] == [0.01, 0.1]
     plain = make_optimizer(old.parameters(), new.parameters(), {"lr": 0.1, "weight_decay": 0.0, "momentum": 0})
     assert [g["momentum"] for g in plain.param_groups] == [0, 0]
+    same = make_optimizer(old.parameters(), new.parameters(), {**settings, "new_layer_factor": 1})
+    assert [g["lr"] for g in same.param_groups] == [0.01, 0.01] == [g["base_lr"] for g in same.param_groups]
 
 
 def test_channels_last_resnet_gives_the_same_features_in_the_usual_layout(tmp_path):

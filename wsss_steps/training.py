@@ -22,10 +22,12 @@ log = logging.getLogger("wsss_steps")
 
 
 def make_optimizer(pretrained_params, new_params, params: dict):
-    """SGD with params' lr for pretrained parameters and 10 x lr for new layers, its weight_decay and momentum."""
+    """SGD with params' lr for pretrained parameters and new_layer_factor x lr (absent: 10) for new layers, its
+    weight_decay and momentum."""
     lr, weight_decay, momentum = params["lr"], params["weight_decay"], params["momentum"]
+    new_lr = params.get("new_layer_factor", 10) * lr
     groups = [{"params": [p for p in pretrained_params if p.requires_grad], "lr": lr, "base_lr": lr},
-              {"params": [p for p in new_params if p.requires_grad], "lr": 10 * lr, "base_lr": 10 * lr}]
+              {"params": [p for p in new_params if p.requires_grad], "lr": new_lr, "base_lr": new_lr}]
     groups = [g for g in groups if g["params"]]
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
