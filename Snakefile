@@ -20,6 +20,7 @@ if not workflow.config_settings.configfiles:
 include: "rules/common.smk"
 include: "rules/dataset.smk"
 include: "rules/cam.smk"
+include: "rules/adversarial_erasing.smk"
 include: "rules/affinity.smk"
 include: "rules/segmentation.smk"
 include: "rules/evaluate.smk"

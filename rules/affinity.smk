@@ -3,7 +3,7 @@
 
 rule make_affinity_labels:
     input:
-        cams=rules.extract_cams.output.cams,
+        cams=LOCALISATION,
     output:
         labels=artifact(f"affinity_labels_{TRAIN}.h5"),
     log:
@@ -62,7 +62,7 @@ rule train_affinity:
 
 rule random_walk:
     input:
-        cams=rules.extract_cams.output.cams,
+        cams=LOCALISATION,
         affinity=rules.train_affinity.output.weights,
     output:
         labels=artifact(f"pseudo_labels_{TRAIN}.h5"),

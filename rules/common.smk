@@ -154,3 +154,28 @@ METHOD_BLOCKS = {
 }
 # Every rule declares the project's one environment, for `--sdm conda` users (the same pins as uv.lock).
 ENV = "../environment.yml"
+
+
+# Adversarial erasing (rules/adversarial_erasing.smk): its round artifacts and settings.
+def ae_file(name, round):
+    """An adversarial-erasing artifact of a round, e.g. ae_file("regions", 2)."""
+    return artifact(f"adversarial_erasing/{name}_round{round}.h5")
+
+
+def ae_classifier(wildcards):
+    r = int(wildcards.round)
+    return rules.train_classifier.output.weights if r == 1 else ae_file("classifier", r)
+
+
+def ae_cams(wildcards):
+    r = int(wildcards.round)
+    return rules.extract_cams.output.cams if r == 1 else ae_file("cams", r)
+
+
+def ae_previous(wildcards):
+    r = int(wildcards.round)
+    return [] if r == 1 else ae_file("regions", r - 1)
+
+
+AE = config.get("adversarial_erasing")
+AE_ARG = as_arg({k: v for k, v in (AE or {}).items() if k != "rounds"})

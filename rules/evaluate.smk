@@ -3,7 +3,7 @@
 
 rule evaluate:
     input:
-        cams=rules.extract_cams.output.cams,
+        cams=LOCALISATION,
         labels=rules.make_affinity_labels.output.labels,
         pseudo=rules.random_walk.output.labels,
         predictions=rules.train_segmentation.output.predictions,
@@ -41,7 +41,7 @@ rule evaluate:
 # learned affinities against the masks and runs the walk with them and with an oracle affinity.
 rule diagnose:
     input:
-        cams=rules.extract_cams.output.cams,
+        cams=LOCALISATION,
         affinity=rules.train_affinity.output.weights,
     output:
         report=artifact("diagnose.json"),

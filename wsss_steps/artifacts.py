@@ -149,18 +149,23 @@ def rule_of_file(path) -> str | None:
     return next((rule for pattern, rule in RULE_OF_FILE.items() if fnmatch.fnmatch(name, pattern)), None)
 
 
-def rebuild_hint(stage: str | None, path=None) -> str:
+# The stores the later stages read as CAMs: extract_cams', or adversarial erasing's union of mined regions.
+LOCALISATION_STAGES = ("extract_cams", "mine_regions")
+
+
+def rebuild_hint(stage: str | tuple | None, path=None) -> str:
     """What rebuilds an artifact and everything made from it, as a command the user can run as it stands."""
+    stage = stage[0] if isinstance(stage, tuple) else stage
     rule = RULE_OF_STAGE.get(stage, stage) if stage else (rule_of_file(path) if path else None)
     rule = rule or "<the rule that makes it>"
     return f"rebuild it and what is made from it with `snakemake --forcerun {rule}` (plus your usual options)"
 
 
-def open_store(path, stage: str | None = None, layout=None):
+def open_store(path, stage: str | tuple | None = None, layout=None):
     """Open an HDF5 artifact for reading, failing with one sentence naming the file if it is unusable.
 
-    With ``stage`` the file must have been made by that stage; with ``layout`` (a VOCLayout), for
-    the same class list and dataset root.
+    With ``stage`` (a name, or a tuple of names) the file must have been made by that stage; with ``layout`` (a
+    VOCLayout), for the same class list and dataset root.
     """
     path = Path(path)
     if not path.is_file():
@@ -170,9 +175,10 @@ def open_store(path, stage: str | None = None, layout=None):
     except OSError as exc:
         raise ArtifactError(f"{path}: not a readable HDF5 file ({exc}); {rebuild_hint(stage, path)}.") from None
     try:
-        if stage is not None and store.attrs.get("stage") != stage:
+        stages = (stage,) if isinstance(stage, str) else stage
+        if stage is not None and store.attrs.get("stage") not in stages:
             found = store.attrs.get("stage", "nothing")
-            raise ArtifactError(f"{path}: expected an artifact of stage '{stage}' but it was made by '{found}'.")
+            raise ArtifactError(f"{path}: expected an artifact of stage '{' or '.join(stages)}' but it was made by '{found}'.")
         if layout is not None:
             check_made_for(path, store.attrs, layout)
     except ArtifactError:

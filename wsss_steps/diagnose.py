@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .artifacts import atomic_path, load_weights, open_store, read_array
+from .artifacts import LOCALISATION_STAGES, atomic_path, load_weights, open_store, read_array
 from .config import load_params
 from .data.transforms import to_tensor
 from .log import progress
@@ -76,7 +76,7 @@ def main(argv=None):
     n = layout.num_classes
     conf = {"learned": np.zeros((n, n), np.int64), "oracle": np.zeros((n, n), np.int64)}
     pairs = {"object": [], "background": [], "cross": []}
-    with open_store(args.cams, "extract_cams", layout) as cams, torch.no_grad():
+    with open_store(args.cams, LOCALISATION_STAGES, layout) as cams, torch.no_grad():
         with_masks = [i for i in json.loads(cams.attrs["ids"]) if layout.has_mask(i)]
         ids = with_masks[: args.limit]
         if not ids:

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from . import health
-from .artifacts import atomic_path, open_store, read_array
+from .artifacts import LOCALISATION_STAGES, atomic_path, open_store, read_array
 from .config import load_params
 from .data import VOCLayout
 from .data.label_png import voc_palette
@@ -218,7 +218,7 @@ def main(argv=None):
     dataset = load_params(args.dataset)
     layout = VOCLayout.from_config(dataset)
     params = load_params(args.params, "evaluate")
-    with open_store(args.cams, "extract_cams", layout) as cams, \
+    with open_store(args.cams, LOCALISATION_STAGES, layout) as cams, \
             open_store(args.affinity_labels, "make_affinity_labels", layout) as labels, \
             open_store(args.pseudo_labels, "random_walk", layout) as pseudo, \
             open_store(args.predictions, "predict_segmentation", layout) as preds:

@@ -15,8 +15,11 @@ from .data import VOCLayout
 from .data.transforms import to_tensor
 from .log import progress
 from .methods.acol import acol_maps
+from .data.erased import stopped_round, with_regions
+from .methods.adversarial_erasing import erase_mined
 from .methods.cam import cam_labels, cam_maps, multiscale_cam
 from .methods.gradcam import gradcam_maps
+from .methods.hide_and_seek import mean_colour
 from .nets.classifier import CAMNet, classifier_method, load_classifier
 from .runtime import base_parser, run_stage, start
 
@@ -59,13 +62,28 @@ def main(argv=None):
     parser.add_argument("--classifier", required=True, help="classifier weights (.h5)")
     parser.add_argument("--split", required=True)
     parser.add_argument("--out", required=True, help="CAM store to write (.h5)")
+    parser.add_argument("--erase-regions", help="adversarial erasing: a mine_regions store whose regions are erased "
+                                                "from the images first (a later round's CAMs)")
+    parser.add_argument("--erasing", help="adversarial_erasing settings (JSON or YAML file), with --erase-regions")
     args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "cams")
-    model = load_classifier(args.classifier, backbone_cfg, layout.classes)
     table = layout.label_table(args.split)
     ids = list(table)
-    attrs = provenance(STAGE, {**params, "split": args.split}, args.seed, [args.classifier, layout.list_file(args.split)])
+    inputs = [args.classifier, layout.list_file(args.split)] + ([args.erase_regions] if args.erase_regions else [])
+    attrs = provenance(STAGE, {**params, "split": args.split}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))
+    if args.erase_regions and stopped_round(args.erase_regions):
+        attrs["skipped"] = f"erasing stopped at round {stopped_round(args.erase_regions)}"
+        with write_store(args.out, attrs):
+            pass
+        log.info("adversarial erasing stopped (%s): no CAMs for this round", args.erase_regions)
+        return
+    if args.erase_regions:
+        erasing = load_params(args.erasing, "adversarial_erasing")
+        fill = mean_colour(layout.image(image_id) for image_id in ids)
+        layout = with_regions(layout, args.erase_regions,
+                              functools.partial(erase_mined, delta=erasing["delta"], mean=tuple(fill.tolist())))
+    model = load_classifier(args.classifier, backbone_cfg, layout.classes)
     with write_store(args.out, attrs) as store:
         extract(model, layout, ids, table, params["scales"], params["flip"], device, store, method_maps(params, classifier_method(args.classifier)))
     log.info("wrote %s maps of %d images to %s", params.get("method", "cam"), len(ids), args.out)

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from . import health
-from .artifacts import open_store, provenance, put_array, read_array, write_store
+from .artifacts import LOCALISATION_STAGES, open_store, provenance, put_array, read_array, write_store
 from .config import load_params
 from .data import VOCLayout
 from .log import progress, setup_logging
@@ -46,7 +46,7 @@ def main(argv=None):
     params = load_params(args.params, "affinity_labels")
     threads = args.threads or 1
     work = functools.partial(label_one, alpha_low=params["alpha_low"], alpha_high=params["alpha_high"], crf=params["crf"])
-    with open_store(args.cams, "extract_cams", layout) as cams:
+    with open_store(args.cams, LOCALISATION_STAGES, layout) as cams:
         ids = json.loads(cams.attrs["ids"])
         attrs = provenance(STAGE, params, args.seed, [args.cams])
         attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from . import health
-from .artifacts import load_weights, open_store, provenance, put_array, read_array, write_store
+from .artifacts import LOCALISATION_STAGES, load_weights, open_store, provenance, put_array, read_array, write_store
 from .config import load_params
 from .data.label_png import save_label_png
 from .data.transforms import to_tensor
@@ -44,7 +44,7 @@ def main(argv=None):
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()
     png_dir = Path(args.png_dir) if args.png_dir else None
-    with open_store(args.cams, "extract_cams", layout) as cams:
+    with open_store(args.cams, LOCALISATION_STAGES, layout) as cams:
         ids = json.loads(cams.attrs["ids"])
         attrs = provenance(STAGE, {**params, "radius": affinity_cfg["radius"]}, args.seed, [args.cams, args.affinity])
         attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))

@@ -20,6 +20,8 @@ from .data.loader import CropDataset
 from .data.transforms import pad_to_stride, to_tensor
 from .log import progress
 from .methods.acol import erase, erased_region
+from .data.erased import stopped_round, with_regions
+from .methods.adversarial_erasing import erase_mined
 from .methods.eps import saliency_loss
 from .methods.hide_and_seek import hidden_cells, hide, mean_colour
 from .methods.puzzle_cam import alpha_at, reconstruction_loss, stitch, tile
@@ -145,6 +147,18 @@ def label_health(model, layout: VOCLayout, splits, device) -> dict:
     return figures
 
 
+def write_skipped_round(out, regions, layout):
+    """A weights file without weights for an adversarial-erasing round after the one at which erasing stopped."""
+    from .artifacts import write_store
+
+    round_ = stopped_round(regions)
+    attrs = provenance(STAGE, {}, None, [regions])
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), skipped=f"erasing stopped at round {round_}")
+    with write_store(out, attrs):
+        pass
+    log.info("adversarial erasing stopped at round %d (%s): this round is skipped", round_, regions)
+
+
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
     parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
@@ -158,18 +172,32 @@ def main(argv=None):
                         help="also check, before training, the masks of these splits (those scored later)")
     parser.add_argument("--saliency-dir", help="saliency maps to read instead of the dataset's saliency_dir "
                                                "(classifier.method eps; the folder make_saliency wrote)")
+    parser.add_argument("--erase-regions", help="adversarial erasing: a mine_regions store whose regions are erased "
+                                                "from the training images (a later round's classifier)")
+    parser.add_argument("--erasing", help="adversarial_erasing settings (JSON or YAML file), with --erase-regions")
     args, log, device, layout = start(parser, argv)
     if args.saliency_dir:
         layout = dataclasses.replace(layout, saliency_dir=str(Path(args.saliency_dir).resolve()))
     for split, counts in layout.check([args.split], args.check_masks).items():
         log.info("dataset check, split %s: %s", split, counts)
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "classifier")
-    fingerprint = run_fingerprint(args, [layout.list_file(args.split)])
+    inputs = [layout.list_file(args.split)]
+    if args.erase_regions:
+        inputs.append(args.erase_regions)
+        if stopped_round(args.erase_regions):
+            write_skipped_round(args.out, args.erase_regions, layout)
+            return
+        erasing = load_params(args.erasing, "adversarial_erasing")
+        fill = mean_colour(layout.image(image_id) for image_id in layout.ids(args.split))
+        layout = with_regions(layout, args.erase_regions,
+                              functools.partial(erase_mined, delta=erasing["delta"], mean=tuple(fill.tolist())))
+        log.info("adversarial erasing: training on images with the regions of %s erased (delta %.2f, fill %s)",
+                 args.erase_regions, erasing["delta"], np.round(fill, 1).tolist())
+    fingerprint = run_fingerprint(args, inputs)
     curve = []
     model, history = train(layout, args.split, backbone_cfg, params, args.seed, device, args.checkpoint, fingerprint,
                            loader_workers(args.workers, args.threads, device), curve)
-    attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed,
-                       [layout.list_file(args.split)])
+    attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
     if args.health_splits:
         figures = label_health(model, layout, list(dict.fromkeys(args.health_splits)), device)

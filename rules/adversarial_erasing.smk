@@ -1,0 +1,109 @@
+# Adversarial erasing (AE-PSL): rounds r = 2..rounds train a classifier on the images with the regions mined in
+# the rounds before erased; each round's mining adds its CAMs to the union map the later stages read as CAMs.
+# Round 1 is the run's own classifier and CAMs. No round's params hold `rounds`, so raising it reruns only the
+# new rounds and what follows.
+
+
+wildcard_constraints:
+    round="[1-9]",
+
+
+# What the later stages read as CAMs: the last round's union of mined regions, or the CAMs.
+LOCALISATION = ae_file("regions", AE["rounds"]) if AE else rules.extract_cams.output.cams
+
+
+rule ae_train_classifier:
+    input:
+        split=split_list(TRAIN),
+        regions=lambda w: ae_file("regions", int(w.round) - 1),
+    output:
+        weights=ae_file("classifier", "{round}"),
+    log:
+        log_of("ae_train_classifier_round{round}"),
+    cache: True
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=240,
+    params:
+        version=VERSION,
+        dataset=DATASET_ARG,
+        backbone=BACKBONE_ARG,
+        hyper=method_arg("classifier"),
+        erasing=AE_ARG,
+        seed=config["seed"],
+        split=TRAIN,
+        health_splits=shlex.join([TRAIN, VAL]),
+        checkpoint=lambda w: checkpoint_of(f"ae_train_classifier_round{w.round}"),
+    shell:
+        stage_shell(
+            "train_classifier",
+            "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
+            " --split {params.split} --seed {params.seed} --health-splits {params.health_splits}"
+            " --erase-regions {input.regions} --erasing {params.erasing}"
+            " --threads {threads} --out {output.weights} --checkpoint {params.checkpoint}",
+        )
+
+
+rule ae_extract_cams:
+    input:
+        split=split_list(TRAIN),
+        classifier=ae_file("classifier", "{round}"),
+        regions=lambda w: ae_file("regions", int(w.round) - 1),
+    output:
+        cams=ae_file("cams", "{round}"),
+    log:
+        log_of("ae_extract_cams_round{round}"),
+    cache: True
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    params:
+        version=VERSION,
+        dataset=DATASET_ARG,
+        backbone=BACKBONE_ARG,
+        hyper=method_arg("cams"),
+        erasing=AE_ARG,
+        split=TRAIN,
+    shell:
+        stage_shell(
+            "extract_cams",
+            "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
+            " --classifier {input.classifier} --split {params.split} --erase-regions {input.regions}"
+            " --erasing {params.erasing} --threads {threads} --out {output.cams}",
+        )
+
+
+rule mine_regions:
+    input:
+        cams=ae_cams,
+        classifier=ae_classifier,
+        previous=ae_previous,
+    output:
+        regions=ae_file("regions", "{round}"),
+    log:
+        log_of("mine_regions_round{round}"),
+    conda:
+        ENV
+    threads: 1
+    params:
+        version=VERSION,
+        dataset=DATASET_ARG,
+        erasing=AE_ARG,
+        split=TRAIN,
+        previous=lambda w: f"--previous {ae_file('regions', int(w.round) - 1)}" if int(w.round) > 1 else "",
+    shell:
+        stage_shell(
+            "mine_regions",
+            "--dataset {params.dataset} --params {params.erasing} --round {wildcards.round}"
+            " --cams {input.cams} --classifier {input.classifier} {params.previous} --split {params.split}"
+            " --threads {threads} --out {output.regions}",
+            gpu=False,
+        )

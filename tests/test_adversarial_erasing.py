@@ -1,0 +1,95 @@
+"""Adversarial erasing (AE-PSL): erasing and the union on tiny arrays, the round jobs of the workflow, and the
+early stop when a round's classifier no longer classifies the erased images."""
+
+import json
+
+import h5py
+import numpy as np
+import yaml
+
+from conftest import planned_jobs, snakemake, write_config
+from wsss_steps.methods.adversarial_erasing import erase, mined_region, round_succeeded, union_map
+
+DOWNSTREAM = {"make_affinity_labels": 1, "train_affinity": 1, "random_walk": 1, "train_segmentation": 1,
+              "evaluate": 1, "all": 1}
+
+
+def test_erasing_fills_exactly_the_mined_pixels_with_the_mean_colour():
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    cam = np.array([[[0.9, 0.2, 0.0], [0.6, 0.5, 0.1]],    # class a: > 0.5 at (0, 0) and (1, 0)
+                    [[0.0, 0.0, 0.7], [0.0, 0.0, 0.0]]])   # class b: > 0.5 at (0, 2)
+    region = mined_region(cam, 0.5)
+    assert region.tolist() == [[True, False, True], [True, False, False]]  # 0.5 itself is not above delta
+    out = erase(image, region, (10.4, 20.6, 30.0))
+    assert (out[region] == [10, 21, 30]).all() and (out[~region] == image[~region]).all()
+    assert mined_region(np.zeros((0, 2, 3)), 0.5).sum() == 0  # an image without classes mines nothing
+
+
+def test_the_union_of_mined_regions_grows_monotonically_over_rounds():
+    rng = np.random.default_rng(0)
+    union, regions = None, []
+    for _ in range(4):
+        union = union_map(union, rng.random((2, 5, 5)))
+        regions.append(mined_region(union, 0.7))
+    for before, after in zip(regions, regions[1:]):
+        assert (after >= before).all()
+    assert regions[-1].sum() > regions[0].sum()
+
+
+def test_a_round_succeeds_while_its_mean_recall_reaches_min_recall():
+    assert round_succeeded({"a": {"recall": 0.8}, "b": {"recall": 0.4}}, 0.6)
+    assert not round_succeeded({"a": {"recall": 0.8}, "b": {"recall": 0.3}}, 0.6)
+    assert not round_succeeded({"a": {"recall": None}}, 0.1) and not round_succeeded({}, 0.1)
+
+
+def test_rounds_are_jobs_and_raising_rounds_runs_only_the_new_round_and_what_follows(run_copy, tmp_path):
+    two = write_config(tmp_path / "ae2.yaml", adversarial_erasing={"rounds": 2, "min_recall": 0.0})
+    proc = snakemake(run_copy, "-n", "--cores", "2", configfiles=(two,))
+    assert planned_jobs(proc.stdout) == {"ae_train_classifier": 1, "ae_extract_cams": 1, "mine_regions": 2, **DOWNSTREAM}
+    snakemake(run_copy, "--cores", "2", configfiles=(two,))
+    folder = run_copy / "results" / "tiny" / "adversarial_erasing"
+    with h5py.File(folder / "regions_round1.h5") as first, h5py.File(folder / "regions_round2.h5") as second:
+        assert second.attrs["stopped_at"] == 0 and [r["round"] for r in json.loads(second.attrs["rounds"])] == [1, 2]
+        ids = json.loads(first.attrs["ids"])
+        grew = [(second[i][()] >= first[i][()]).all() for i in ids]
+    assert all(grew)
+    summary = json.loads((run_copy / "results" / "tiny" / "summary.json").read_text())
+    assert 0 <= summary["cam"]["miou"] <= 100
+
+    three = write_config(tmp_path / "ae3.yaml", adversarial_erasing={"rounds": 3, "min_recall": 0.0})
+    proc = snakemake(run_copy, "-n", "--cores", "2", configfiles=(three,))
+    assert planned_jobs(proc.stdout) == {"ae_train_classifier": 1, "ae_extract_cams": 1, "mine_regions": 1, **DOWNSTREAM}
+
+
+def test_a_round_whose_classifier_fails_on_the_erased_images_stops_erasing(run_copy, tmp_path):
+    from wsss_steps.extract_cams import main as extract_cams
+    from wsss_steps.mine_regions import main as mine
+    from wsss_steps.train_classifier import main as train
+
+    run = run_copy / "results" / "tiny"
+    config = yaml.safe_load(write_config(tmp_path / "c.yaml").read_text())
+    dataset = json.dumps({k: v for k, v in config["dataset"].items() if k not in ("generate", "cooccurrence")}
+                         | {"root": str(run_copy / config["dataset"]["root"])})
+    params = json.dumps({"delta": 0.5, "min_recall": 0.9})
+    first = tmp_path / "regions_round1.h5"
+    mine(["--dataset", dataset, "--params", params, "--round", "1", "--cams", str(run / "cams_train.h5"),
+          "--classifier", str(run / "classifier.weights.h5"), "--split", "train", "--out", str(first)])
+    failed = tmp_path / "classifier_round2.weights.h5"
+    with h5py.File(failed, "w") as weights:  # a round-2 classifier that recalls no erased image
+        weights.attrs["health"] = json.dumps({"figures": {"train": {"kite": {"recall": 0.0}, "bug": {"recall": 0.5}}}})
+    second = tmp_path / "regions_round2.h5"
+    mine(["--dataset", dataset, "--params", params, "--round", "2", "--cams", str(run / "cams_train.h5"),
+          "--classifier", str(failed), "--previous", str(first), "--split", "train", "--out", str(second)])
+    with h5py.File(first) as a, h5py.File(second) as b:
+        assert b.attrs["stopped_at"] == 2 and json.loads(b.attrs["rounds"])[-1]["used"] is False
+        assert all(np.array_equal(a[i][()], b[i][()]) for i in json.loads(a.attrs["ids"]))
+    skipped = tmp_path / "classifier_round3.weights.h5"
+    train(["--dataset", dataset, "--backbone", json.dumps(config["backbone"]), "--params", json.dumps(config["classifier"]),
+           "--split", "train", "--erase-regions", str(second), "--erasing", params, "--out", str(skipped)])
+    cams = tmp_path / "cams_round3.h5"
+    extract_cams(["--dataset", dataset, "--backbone", json.dumps(config["backbone"]), "--params", json.dumps(config["cams"]),
+                  "--classifier", str(skipped), "--split", "train", "--erase-regions", str(second), "--erasing", params,
+                  "--out", str(cams)])
+    with h5py.File(skipped) as w, h5py.File(cams) as c:
+        assert "stopped at round 2" in w.attrs["skipped"] and "state_dict" not in w
+        assert "stopped at round 2" in c.attrs["skipped"]
