@@ -150,7 +150,7 @@ EPS_SALIENCY = eps_saliency(config["classifier"], DATASET)
 METHOD_BLOCKS = {
     "classifier": ("hide_and_seek", "puzzle_cam", "acol", "eps"),
     "cams": ("gradcam",),
-    "segmentation": ("sec",),
+    "segmentation": ("sec", "psl"),
 }
 # Every rule declares the project's one environment, for `--sdm conda` users (the same pins as uv.lock).
 ENV = "../environment.yml"

@@ -5,10 +5,11 @@ import json
 
 import h5py
 import numpy as np
+import torch
 import yaml
 
-from conftest import planned_jobs, snakemake, write_config
-from wsss_steps.methods.adversarial_erasing import erase, mined_region, round_succeeded, union_map
+from conftest import arrays, planned_jobs, snakemake, write_config
+from wsss_steps.methods.adversarial_erasing import erase, mined_region, prohibitive_labels, round_succeeded, union_map
 
 DOWNSTREAM = {"make_affinity_labels": 1, "train_affinity": 1, "random_walk": 1, "train_segmentation": 1,
               "evaluate": 1, "all": 1}
@@ -93,3 +94,29 @@ def test_a_round_whose_classifier_fails_on_the_erased_images_stops_erasing(run_c
     with h5py.File(skipped) as w, h5py.File(cams) as c:
         assert "stopped at round 2" in w.attrs["skipped"] and "state_dict" not in w
         assert "stopped at round 2" in c.attrs["skipped"]
+
+
+def test_prohibitive_labels_weigh_the_scores_by_one_for_background_and_v_for_each_class():
+    f = torch.tensor([[[[0.5, 0.2]],    # background
+                       [[0.3, 0.5]],    # class 1
+                       [[0.2, 0.3]]]])  # class 2
+    # v = (0.9, 0): pixel 0 keeps background (0.5 > 0.27); pixel 1 goes to class 1 (0.45 > 0.2); class 2 prohibited
+    assert prohibitive_labels(f, torch.tensor([[0.9, 0.0]])).tolist() == [[[0, 1]]]
+    # v = (0.1, 1): class 1 weighs 0.03 / 0.05, so class 2 wins pixel 1 (0.3 > 0.2 > 0.05)
+    assert prohibitive_labels(f, torch.tensor([[0.1, 1.0]])).tolist() == [[[0, 2]]]
+
+
+def test_psl_trains_with_a_classification_branch_and_the_online_labels(run_copy, tmp_path):
+    config = write_config(tmp_path / "psl.yaml", segmentation={"method": "psl"})
+    proc = snakemake(run_copy, "-n", "--cores", "2", configfiles=(config,))
+    assert planned_jobs(proc.stdout) == {"train_segmentation": 1, "evaluate": 1, "all": 1}
+    assert "--pseudo-labels results/tiny/pseudo_labels_train.h5" in proc.stdout and '"psl": {"online_weight": 1.0}' in proc.stdout
+    snakemake(run_copy, "--cores", "2", configfiles=(config,))
+    weights = arrays(run_copy / "results" / "tiny" / "segmentation.weights.h5")
+    assert any(name.startswith("state_dict/image_head") for name in weights)
+    for term in ("pseudo", "classification", "online"):
+        values = weights[f"training_curve/{term}"]
+        assert len(values) > 0 and np.isfinite(values).all() and (values >= 0).all()
+    summary = json.loads((run_copy / "results" / "tiny" / "summary.json").read_text())
+    assert summary["seg"]["trained_with"] == "psl" and 0 <= summary["seg"]["miou"] <= 100
+    assert "| DeepLabV3 on CAM + RW, PSL | val |" in (run_copy / "results" / "tiny" / "summary.md").read_text()

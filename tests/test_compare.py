@@ -14,11 +14,14 @@ from wsss_steps.config import validate_config
 
 def test_a_method_reuses_exactly_the_stages_before_the_first_section_it_changes():
     base = yaml.safe_load(TINY.read_text())
-    configs = {m: validate_config(merged(base, METHODS[m])) for m in ("cam", "gradcam", "puzzle_cam", "sec")}
+    configs = {m: validate_config(merged(base, METHODS[m])) for m in ("cam", "gradcam", "puzzle_cam", "sec", "ae_round2", "psl")}
     assert reusable_stages(configs["cam"], configs["gradcam"]) == ["train_classifier"]
     assert reusable_stages(configs["cam"], configs["sec"]) == ["train_classifier", "extract_cams", "make_affinity_labels",
                                                                "train_affinity", "random_walk"]
     assert reusable_stages(configs["cam"], configs["puzzle_cam"]) == []
+    # adversarial erasing's round 1 is the run's own classifier and CAMs; the union changes the affinity labels
+    assert reusable_stages(configs["cam"], configs["ae_round2"]) == ["train_classifier", "extract_cams"]
+    assert reusable_stages(configs["cam"], configs["psl"]) == reusable_stages(configs["cam"], configs["sec"])
     assert len(reusable_stages(configs["cam"], configs["cam"])) == 7
     assert merged({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
 

@@ -39,6 +39,11 @@ METHODS = {
     "eps": {"classifier": {"method": "eps"}},
     "gradcam": {"cams": {"method": "gradcam"}},
     "sec": {"segmentation": {"method": "sec"}},
+    "psl": {"segmentation": {"method": "psl"}},
+    # AE-PSL: the union of the rounds' mined regions as the localisation, one row per number of rounds
+    "ae_round2": {"adversarial_erasing": {"rounds": 2}},
+    "ae_round3": {"adversarial_erasing": {"rounds": 3}},
+    "ae_psl": {"adversarial_erasing": {"rounds": 3}, "segmentation": {"method": "psl"}},
 }
 
 # The workflow's stages in order, the config sections each one reads (on top of those of the stages before
@@ -46,7 +51,7 @@ METHODS = {
 STAGES = [
     ("train_classifier", ("seed", "dataset", "backbone", "classifier"), ["classifier.weights.h5"]),
     ("extract_cams", ("cams",), ["cams_{train}.h5"]),
-    ("make_affinity_labels", ("affinity_labels",), ["affinity_labels_{train}.h5"]),
+    ("make_affinity_labels", ("adversarial_erasing", "affinity_labels"), ["affinity_labels_{train}.h5"]),
     ("train_affinity", ("affinity",), ["affinity.weights.h5"]),
     ("random_walk", ("random_walk",), ["pseudo_labels_{train}.h5", "pseudo_labels_{train}"]),
     ("train_segmentation", ("segmentation",), ["segmentation.weights.h5", "segmentation_predictions.h5"]),

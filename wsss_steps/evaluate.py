@@ -110,12 +110,16 @@ def affinity_label_quality(layout: VOCLayout, labels, ids) -> dict:
     return {"confident_share": round(100 * confident / max(1, total), 2), "accuracy": round(100 * correct / max(1, confident), 2)}
 
 
+# The segmentation row's name by segmentation.method.
+SEG_ROWS = {"random_walk": "DeepLabV3 on CAM + RW", "sec": "DeepLabV3 with SEC", "psl": "DeepLabV3 on CAM + RW, PSL"}
+
+
 def markdown_table(summary: dict) -> str:
     """The per-class IoU table (rows: CAM, CAM+RW, segmentation)."""
     classes = summary["classes"]
     head = "| method | split | " + " | ".join(classes) + " | mIoU |\n|---|---|" + "---|" * (len(classes) + 1) + "\n"
     rows = []
-    seg = "DeepLabV3 with SEC" if summary.get("seg", {}).get("trained_with") == "sec" else "DeepLabV3 on CAM + RW"
+    seg = SEG_ROWS.get(summary.get("seg", {}).get("trained_with"), SEG_ROWS["random_walk"])
     for key, name in (("cam", f"CAM (bg {summary['cam']['threshold']})"), ("rw", "CAM + RW"), ("seg", seg),
                       ("seg_crf", f"{seg}, + CRF")):
         if key not in summary:

@@ -20,6 +20,7 @@ from .data.loader import CropDataset
 from .data.transforms import MEAN, STD, to_tensor
 from .log import progress
 from .methods.affinitynet import feature_labels
+from .methods.adversarial_erasing import prohibitive_labels
 from .methods.sec import constrain_loss, crf_of, expand_loss, seed_loss
 from .nets.classifier import load_classifier_backbone
 from .nets.segmentation import build_segmentation_net, predict
@@ -82,6 +83,24 @@ def sec_loss_fn(settings: dict, ignore_index: int):
     return loss_fn
 
 
+def psl_loss_fn(settings: dict, ignore_index: int):
+    """loss_fn(net, batch, progress) for AE-PSL's prohibitive segmentation learning: cross-entropy on the pseudo-labels
+    + multi-label soft margin of the classification branch on the image labels + online_weight x cross-entropy on the
+    online labels argmax([1, v] * f), v the branch's probabilities of the image's classes (absent classes 0)."""
+
+    def loss_fn(net, batch, progress=0.0):
+        output = net(batch["image"])
+        scores, target = output["out"], batch["target"]
+        with torch.no_grad():
+            online = prohibitive_labels(scores.softmax(1), output["image"].sigmoid() * target)
+        terms = {"pseudo": F.cross_entropy(scores, batch["labels"], ignore_index=ignore_index),
+                 "classification": F.multilabel_soft_margin_loss(output["image"], target),
+                 "online": settings["online_weight"] * F.cross_entropy(scores, online)}
+        return sum(terms.values()), {k: v.item() for k, v in terms.items()}
+
+    return loss_fn
+
+
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
     parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
@@ -100,10 +119,11 @@ def main(argv=None):
     model = build_segmentation_net(backbone_cfg, params, layout.num_classes, pretrained=not init)
     if init:
         load_classifier_backbone(model.backbone.backbone, args.classifier, backbone_cfg, layout.classes)
-    sec = params.get("method") == "sec"
+    method = params.get("method", "random_walk")
+    sec = method == "sec"
     label_maps = read_label_maps(args.pseudo_labels, "make_affinity_labels" if sec else "random_walk", layout)
     dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed,
-                          label_maps=label_maps, image_labels={i: layout.image_labels(i) for i in label_maps} if sec else None)
+                          label_maps=label_maps, image_labels={i: layout.image_labels(i) for i in label_maps} if method != "random_walk" else None)
     optimizer = make_optimizer(*model.trainable_parameters(), params)
 
     def loss_fn(net, batch, progress=0.0):
@@ -111,6 +131,8 @@ def main(argv=None):
 
     if sec:
         loss_fn = sec_loss_fn(params["sec"], layout.ignore_index)
+    elif method == "psl":
+        loss_fn = psl_loss_fn(params["psl"], layout.ignore_index)
 
     inputs = [args.pseudo_labels] + ([args.classifier] if init else [])
     curve = []
@@ -123,7 +145,7 @@ def main(argv=None):
     model.to(device).eval()
     fault_point("segmentation predict")
     attrs = provenance("predict_segmentation", {"splits": args.predict_splits}, args.seed, [args.out])
-    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), trained_with="sec" if sec else "random_walk")
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), trained_with=method)
     done = set()  # a split listed twice is counted once
     predicted = {"val": np.zeros(layout.num_classes, np.int64), "train": np.zeros(layout.num_classes, np.int64)}
     with write_store(args.predictions, attrs) as store:

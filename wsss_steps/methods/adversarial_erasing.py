@@ -9,6 +9,7 @@ Selected with the ``adversarial_erasing`` config section (rules/adversarial_eras
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .hide_and_seek import hide
 
@@ -40,3 +41,12 @@ def round_succeeded(recall: dict, min_recall: float) -> bool:
 def erase_mined(image: np.ndarray, union: np.ndarray, delta: float, mean) -> np.ndarray:
     """The image with the region mined from its union map (any class above delta) filled with ``mean``."""
     return erase(image, mined_region(union, delta), mean)
+
+
+def prohibitive_labels(f, v):
+    """AE-PSL's online label: S(x) = argmax_c ([1, v]_c * f_c(x)) for segmentation scores f (B, C+1, h, w), background
+    first, and foreground class weights v (B, C); a class of weight 0 (absent from the image) can never win."""
+    import torch
+
+    weights = torch.cat([torch.ones_like(v[:, :1]), v], dim=1)
+    return (weights[:, :, None, None] * f).argmax(dim=1)
