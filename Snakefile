@@ -24,6 +24,7 @@ include: "rules/adversarial_erasing.smk"
 include: "rules/affinity.smk"
 include: "rules/segmentation.smk"
 include: "rules/evaluate.smk"
+include: "rules/sweep.smk"
 
 
 rule all:

@@ -13,6 +13,7 @@ sys.path.insert(0, workflow.basedir)
 
 from wsss_steps import __version__ as VERSION
 from wsss_steps.config import ConfigError, validate_config
+from wsss_steps.sweep import point_names, point_settings
 from wsss_steps.runs import check_run_matches
 
 validate_config(config)  # also fills in the schema's defaults

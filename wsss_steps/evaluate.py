@@ -20,18 +20,11 @@ from .data import VOCLayout
 from .data.label_png import voc_palette
 from .methods.cam import cam_labels
 from .methods.crf import crf_labels
-from .metrics import confusion_counts, confusion_matrix, confusion_ratio, iou_per_class, mean_iou
+from .metrics import confusion_counts, confusion_matrix, confusion_ratio, mean_iou, score
 from .log import progress, setup_logging
 from .runtime import base_parser, run_stage
 
 STAGE = "evaluate"
-
-
-def score(conf: np.ndarray, classes) -> dict:
-    """mIoU and per-class IoU (0-100) from a confusion matrix."""
-    iou = iou_per_class(conf)
-    return {"miou": round(100 * mean_iou(conf), 2),
-            "iou": {name: (None if np.isnan(v) else round(100 * float(v), 2)) for name, v in zip(classes, iou)}}
 
 
 def evaluate_cams(layout: VOCLayout, cams, ids, threshold: float, curve) -> dict:

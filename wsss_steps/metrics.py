@@ -38,3 +38,10 @@ def confusion_counts(pred: np.ndarray, gt: np.ndarray, context: np.ndarray, c: i
 def confusion_ratio(k_as_c: int, tp_c: int) -> float:
     """m_{k,c} = (pixels of context k predicted as c) / (true positives of c) (Lee et al. 2021); lower is better."""
     return k_as_c / tp_c if tp_c else float("nan")
+
+
+def score(conf: np.ndarray, classes) -> dict:
+    """mIoU and per-class IoU (0-100) from a confusion matrix."""
+    iou = iou_per_class(conf)
+    return {"miou": round(100 * mean_iou(conf), 2),
+            "iou": {name: (None if np.isnan(v) else round(100 * float(v), 2)) for name, v in zip(classes, iou)}}

@@ -1,0 +1,76 @@
+# Sweeps of the random walk (the paper's Fig. 8), not part of `all`: `snakemake sweep_walk` (or the CSV).
+# Each point reruns only the walk, on the run's CAMs and AffinityNet, and is cached as a file of its own.
+
+
+wildcard_constraints:
+    point=r"beta[0-9.]+_t[0-9]+|alpha[0-9.]+",
+
+
+rule sweep_walk_point:
+    input:
+        cams=LOCALISATION,
+        affinity=rules.train_affinity.output.weights,
+    output:
+        labels=temp(artifact("sweep/walk/{point}.h5")),
+    log:
+        log_of("sweep_walk_point/{point}"),
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    params:
+        dataset=DATASET_ARG,
+        backbone=BACKBONE_ARG,
+        hyper=lambda wildcards: as_arg(point_settings(wildcards.point, config["random_walk"])),
+        affinity=as_arg(config["affinity"]),
+    shell:
+        stage_shell(
+            "random_walk",
+            "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
+            " --affinity-params {params.affinity} --cams {input.cams} --affinity {input.affinity}"
+            " --threads {threads} --out {output.labels}",
+        )
+
+
+rule score_sweep_point:
+    input:
+        labels=artifact("sweep/walk/{point}.h5"),
+    output:
+        point=artifact("sweep/walk/{point}.json"),
+    log:
+        log_of("score_sweep_point/{point}"),
+    conda:
+        ENV
+    params:
+        dataset=DATASET_ARG,
+        score_split=SCORE,
+    shell:
+        stage_shell(
+            "sweep",
+            "--dataset {params.dataset} --point {wildcards.point} --labels {input.labels}"
+            " --split {params.score_split} --out {output.point}",
+            gpu=False,
+        )
+
+
+rule sweep_walk:
+    input:
+        points=expand(artifact("sweep/walk/{point}.json"), point=point_names(config["sweep"])),
+    output:
+        csv=artifact("sweep_walk.csv"),
+        plot=report(artifact("sweep_walk.png"), caption="../report/sweep_walk.rst", category="Sweeps"),
+    log:
+        log_of("sweep_walk"),
+    conda:
+        ENV
+    params:
+        dataset=DATASET_ARG,
+    shell:
+        stage_shell(
+            "sweep",
+            "--dataset {params.dataset} --gather {input.points} --csv {output.csv} --plot {output.plot}",
+            gpu=False,
+        )

@@ -1,0 +1,41 @@
+"""The walk sweep (the paper's Fig. 8): point names and settings, and the sweep_walk target on the tiny run,
+which reruns only the walk, caches each point and writes a CSV and a plot."""
+
+import csv
+import json
+
+import pytest
+
+from conftest import planned_jobs, snakemake, write_config
+from wsss_steps.sweep import SweepError, point_names, point_settings
+
+WALK = {"alpha": 16, "beta": 8, "t": 256, "stride": 8, "background": "threshold", "bg_threshold": 0.5}
+
+
+def test_points_name_the_grid_then_the_alphas_and_set_only_what_they_vary():
+    assert point_names({"beta": [2, 8.0], "t": [16, 64], "alpha": [4, 24]}) == [
+        "beta2_t16", "beta2_t64", "beta8_t16", "beta8_t64", "alpha4", "alpha24"]
+    assert point_settings("beta4_t64", WALK) == {**WALK, "beta": 4.0, "t": 64}  # background kept: the run's own
+    assert point_settings("alpha24", WALK) == {**WALK, "background": "power", "alpha": 24.0}  # psa's background
+    with pytest.raises(SweepError, match="beta8t256"):
+        point_settings("beta8t256", WALK)
+
+
+def test_the_sweep_reruns_only_the_walk_per_point_and_a_wider_grid_only_the_new_points(run_copy, tmp_path):
+    small = write_config(tmp_path / "s1.yaml", sweep={"beta": [4, 8], "t": [8], "alpha": [16]})  # the run walks at beta 8, t 8
+    proc = snakemake(run_copy, "-n", "--cores", "2", "sweep_walk", configfiles=(small,))
+    assert planned_jobs(proc.stdout) == {"sweep_walk_point": 3, "score_sweep_point": 3, "sweep_walk": 1}
+    snakemake(run_copy, "--cores", "2", "sweep_walk", configfiles=(small,))
+    run = run_copy / "results" / "tiny"
+    rows = list(csv.DictReader((run / "sweep_walk.csv").open()))
+    assert [r["point"] for r in rows] == ["alpha16", "beta4_t8", "beta8_t8"]
+    assert [r["background"] for r in rows] == ["power"] * 3
+    # beta8_t8 and alpha16 are the run's own walk (power background, alpha 16): they score what evaluate scored
+    own = json.loads((run / "summary.json").read_text())["rw"]["miou"]
+    assert float(rows[2]["miou"]) == float(rows[0]["miou"]) == pytest.approx(own, abs=0.01)
+    assert 0 <= float(rows[1]["miou"]) <= 100
+    assert (run / "sweep_walk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((run / "sweep" / "walk").glob("*.h5"))  # the walked stores are temporary, the scores stay
+    wider = write_config(tmp_path / "s2.yaml", sweep={"beta": [4, 8], "t": [8, 32], "alpha": [16]})
+    proc = snakemake(run_copy, "-n", "--cores", "2", "sweep_walk", configfiles=(wider,))
+    assert planned_jobs(proc.stdout) == {"sweep_walk_point": 2, "score_sweep_point": 2, "sweep_walk": 1}

@@ -1,0 +1,123 @@
+"""Sweeps of the random walk (the paper's Fig. 8): score one walked point, or gather the points into a CSV and a plot.
+
+A point is a random_walk run with some of its settings changed (rules/sweep.smk runs the unchanged random_walk
+stage for it, reusing the run's CAMs and AffinityNet):
+
+    beta<b>_t<t>   beta and t set, the run's other walk settings kept
+    alpha<a>       psa's background (background: power) with that alpha, at the run's beta and t
+
+    python -m wsss_steps.sweep --dataset JSON --point beta8_t256 --labels walk.h5 --split train --out point.json
+    python -m wsss_steps.sweep --dataset JSON --gather point1.json ... --csv sweep_walk.csv --plot sweep_walk.png
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+
+import numpy as np
+
+from .artifacts import open_store, read_array
+from .files import atomic_path
+from .log import progress
+from .metrics import confusion_matrix, score
+from .runtime import base_parser, run_stage, start
+
+STAGE = "sweep"
+POINT = re.compile(r"^(?:beta(?P<beta>[0-9.]+)_t(?P<t>[0-9]+)|alpha(?P<alpha>[0-9.]+))$")
+
+
+class SweepError(ValueError):
+    """A point name that is neither beta<b>_t<t> nor alpha<a>."""
+
+
+def point_settings(point: str, walk: dict) -> dict:
+    """The random_walk settings of a sweep point: ``walk`` with beta and t, or psa's power background with alpha, set."""
+    match = POINT.match(point)
+    if match is None:
+        raise SweepError(f"sweep point '{point}': expected beta<b>_t<t> (e.g. beta8_t256) or alpha<a> (e.g. alpha16).")
+    if match["alpha"] is not None:
+        return {**walk, "background": "power", "alpha": float(match["alpha"])}
+    return {**walk, "beta": float(match["beta"]), "t": int(match["t"])}
+
+
+def point_names(sweep: dict) -> list[str]:
+    """Every point of a ``sweep`` section: the beta x t grid, then the alpha list."""
+    number = lambda v: f"{v:g}"  # noqa: E731 - 8.0 and 8 name the same point
+    return ([f"beta{number(b)}_t{t}" for b in sweep["beta"] for t in sweep["t"]]
+            + [f"alpha{number(a)}" for a in sweep["alpha"]])
+
+
+def plot(rows: list[dict], path) -> None:
+    """Fig. 8 of the paper: mIoU against beta, one line per t; and mIoU against alpha."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = [r for r in rows if r["kind"] == "beta_t"]
+    alphas = sorted((r for r in rows if r["kind"] == "alpha"), key=lambda r: r["alpha"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for t in sorted({r["t"] for r in grid}):
+        line = sorted((r for r in grid if r["t"] == t), key=lambda r: r["beta"])
+        axes[0].plot([r["beta"] for r in line], [r["miou"] for r in line], marker="o", label=f"t = {t}")
+    axes[0].set(title="CAM + RW against beta and t", xlabel="beta (power of the affinities)", ylabel="mIoU (%)")
+    axes[0].set_xscale("log", base=2)
+    if grid:
+        axes[0].legend(title="walk length")
+    axes[1].plot([r["alpha"] for r in alphas], [r["miou"] for r in alphas], marker="o", color="tab:red")
+    axes[1].set(title="CAM + RW against alpha (background: power)", xlabel="alpha (background power)", ylabel="mIoU (%)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = base_parser(STAGE, __doc__)
+    parser.add_argument("--point", help="the point's name (beta<b>_t<t> or alpha<a>), with --labels")
+    parser.add_argument("--labels", help="the point's pseudo-label store (.h5) from random_walk")
+    parser.add_argument("--split", help="the split whose walked images are scored (the run's score split), with --labels")
+    parser.add_argument("--gather", nargs="+", help="point files (.json) to gather into --csv and --plot")
+    parser.add_argument("--csv", help="CSV to write: one row per point")
+    parser.add_argument("--plot", help="PNG to write: mIoU against beta and t, and against alpha")
+    parser.add_argument("--out", help="point file (.json) to write, with --labels")
+    args, log, _, layout = start(parser, argv)
+    if args.gather:
+        rows = sorted((json.loads(open(p).read()) for p in args.gather), key=lambda r: (r["kind"], r["point"]))
+        fields = ["point", "kind", "beta", "t", "alpha", "background", "miou", *layout.classes]
+        with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(fields)
+            for r in rows:
+                writer.writerow([r[k] if k in r else r["iou"][k] for k in fields])
+        plot(rows, args.plot)
+        best = max(rows, key=lambda r: r["miou"])
+        log.info("wrote %d points to %s and %s; best %s at %.2f mIoU", len(rows), args.csv, args.plot, best["point"], best["miou"])
+        return 0
+    store = open_store(args.labels, "random_walk", layout)
+    walk = json.loads(store.attrs["params"])
+    ids = json.loads(store.attrs["ids"])
+    if args.split:
+        wanted = set(layout.ids(args.split))
+        ids = [i for i in ids if i in wanted]
+    ids = layout.scored_ids(ids)
+    n = layout.num_classes
+    conf = np.zeros((n, n), np.int64)
+    with store:
+        for image_id in progress(ids, desc=f"score {args.point}"):
+            conf += confusion_matrix(read_array(store, image_id), layout.mask(image_id), n, layout.ignore_index)
+    row = {"point": args.point, "kind": "alpha" if args.point.startswith("alpha") else "beta_t",
+           "beta": walk["beta"], "t": walk["t"], "alpha": walk.get("alpha"), "background": walk["background"],
+           "images": len(ids), **score(conf, layout.classes)}
+    with atomic_path(args.out) as tmp:
+        open(tmp, "w").write(json.dumps(row, indent=2) + "\n")
+    log.info("%s: CAM + RW %.2f mIoU on %d images", args.point, row["miou"], len(ids))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))
