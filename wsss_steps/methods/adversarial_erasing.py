@@ -46,7 +46,5 @@ def erase_mined(image: np.ndarray, union: np.ndarray, delta: float, mean) -> np.
 def prohibitive_labels(f, v):
     """AE-PSL's online label: S(x) = argmax_c ([1, v]_c * f_c(x)) for segmentation scores f (B, C+1, h, w), background
     first, and foreground class weights v (B, C); a class of weight 0 (absent from the image) can never win."""
-    import torch
-
     weights = torch.cat([torch.ones_like(v[:, :1]), v], dim=1)
     return (weights[:, :, None, None] * f).argmax(dim=1)
