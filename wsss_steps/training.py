@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .artifacts import file_sha256, read_curve, read_state_dict, write_curve, write_state_dict, write_store
+from .distributed import ShareSampler, average_gradients, end_group, is_main, local_device, start_group, world
 from .log import progress
 from .faults import fault_point
 
@@ -117,8 +118,19 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
     CUDA); every crop is drawn from a generator seeded by (seed, epoch, image), so the count changes no result.
     """
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
-                        num_workers=workers, generator=generator, pin_memory=torch.device(device).type == "cuda")
+    device = local_device(device)
+    pin = torch.device(device).type == "cuda"
+    rank, processes = world()
+    if processes == 1:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
+                            num_workers=workers, generator=generator, pin_memory=pin)
+    else:  # torchrun: the same global batches everywhere, each process its share (wsss_steps/distributed.py)
+        start_group(device)
+        shares = ShareSampler(len(dataset), batch_size, len(dataset) > batch_size, generator, rank, processes)
+        loader = DataLoader(dataset, batch_sampler=shares, num_workers=workers, generator=generator, pin_memory=pin)
+        log.info("%s: process %d of %d, %d of each batch of %d", name, rank, processes, batch_size // processes, batch_size)
+        if torch.device(device).type == "cuda":  # BatchNorm statistics of the global batch (SyncBatchNorm is CUDA-only)
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     epochs, total = schedule(length, len(loader))
     if length.get("steps") is not None:
         log.info("%s: %d steps = %d epochs of %d batches (%d images)", name, total, epochs, len(loader), len(dataset))
@@ -148,6 +160,7 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
                 raise FloatingPointError(f"{name}: loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate.")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            average_gradients(model.parameters())
             scaler.step(optimizer)
             scaler.update()
             losses.append(loss.item())
@@ -157,10 +170,14 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
                 curve.append({"step": step, "loss": losses[-1], **{k: float(v) for k, v in terms.items()}})
         history.append(float(np.mean(losses)))
         log.info("%s epoch %d/%d loss %.4f (%.1f s)", name, epoch + 1, epochs, history[-1], time.time() - start)
-        if checkpoint is not None:
+        if checkpoint is not None and is_main():
             save_checkpoint(checkpoint, model, optimizer, generator, epoch + 1, step, history, fingerprint, curve)
         fault_point(f"{name} epoch {epoch + 1}")
     model.eval()
+    if processes > 1:  # the trained weights are the same in every process: rank 0 goes on to write the outputs
+        end_group()
+        if not is_main():
+            raise SystemExit(0)
     return history
 
 
