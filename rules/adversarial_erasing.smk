@@ -25,7 +25,7 @@ rule ae_train_classifier:
         ENV
     threads: 2
     resources:
-        gpu=1,
+        gpu=TRAINING_GPUS,
         mem_mb=4000,
         runtime=240,
     params:
@@ -45,6 +45,7 @@ rule ae_train_classifier:
             " --split {params.split} --seed {params.seed} --health-splits {params.health_splits}"
             " --erase-regions {input.regions} --erasing {params.erasing}"
             " --threads {threads} --out {output.weights} --checkpoint {params.checkpoint}",
+            processes=TRAINING_GPUS,
         )
 
 

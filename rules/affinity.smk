@@ -41,7 +41,7 @@ rule train_affinity:
         ENV
     threads: 2
     resources:
-        gpu=1,
+        gpu=TRAINING_GPUS,
         mem_mb=4000,
         runtime=240,
     params:
@@ -57,6 +57,7 @@ rule train_affinity:
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --labels {input.labels} --classifier {input.classifier} --seed {params.seed} --threads {threads}"
             " --out {output.weights} --checkpoint {params.checkpoint}",
+            processes=TRAINING_GPUS,
         )
 
 

@@ -38,7 +38,7 @@ rule train_classifier:
         ENV
     threads: 2
     resources:
-        gpu=1,
+        gpu=TRAINING_GPUS,
         mem_mb=4000,
         runtime=240,
     params:
@@ -59,6 +59,7 @@ rule train_classifier:
             " --health-splits {params.health_splits}"
             " --threads {threads} --out {output.weights} --checkpoint {params.checkpoint}"
             + (" --saliency-dir {input.saliency}" if EPS_SALIENCY else ""),
+            processes=TRAINING_GPUS,
         )
 
 

@@ -56,11 +56,21 @@ def split_list(split, dataset=DATASET):
     return f"{dataset['root']}/{dataset.get('list_dir', 'ImageSets/Segmentation')}/{split}.txt"
 
 
-def stage_shell(stage, args, gpu=True):
+def stage_shell(stage, args, gpu=True, processes=1):
     """The shell command of a rule: `python -m wsss_steps.<stage> <args>` with its output in {log}; a GPU
-    stage runs under wsss_steps.gpu_slot, which gives the job a GPU of its own."""
-    slot = "python3 -m wsss_steps.gpu_slot -- " if gpu else ""
-    return f"{slot}python3 -m wsss_steps.{stage} {args} > {{log}} 2>&1"
+    stage runs under wsss_steps.gpu_slot, which gives the job a GPU of its own (``processes`` GPUs, one per
+    data-parallel process that torchrun starts, when more than one)."""
+    if processes == 1:
+        slot = "python3 -m wsss_steps.gpu_slot -- " if gpu else ""
+        return f"{slot}python3 -m wsss_steps.{stage} {args} > {{log}} 2>&1"
+    return (
+        f"python3 -m wsss_steps.gpu_slot --gpus {processes} -- python3 -m torch.distributed.run --standalone"
+        f" --nproc_per_node {processes} -m wsss_steps.{stage} {args} > {{log}} 2>&1"
+    )
+
+
+# Data-parallel processes (and GPUs) per training job: training_gpus, absent = 1 (wsss_steps/distributed.py).
+TRAINING_GPUS = config.get("training_gpus", 1)
 
 
 check_run_matches(run_dir(), DATASET)

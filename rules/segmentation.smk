@@ -21,7 +21,7 @@ rule train_segmentation:
         ENV
     threads: 2
     resources:
-        gpu=1,
+        gpu=TRAINING_GPUS,
         mem_mb=6000,
         runtime=480,
     params:
@@ -39,4 +39,5 @@ rule train_segmentation:
             " --pseudo-labels {input.pseudo} --classifier {input.classifier} --predict-splits {params.splits}"
             " --seed {params.seed} --threads {threads} --out {output.weights}"
             " --predictions {output.predictions} --checkpoint {params.checkpoint}",
+            processes=TRAINING_GPUS,
         )

@@ -87,3 +87,14 @@ def test_a_training_stage_runs_under_torchrun_and_rank_0_alone_writes(tiny_run, 
     weights = arrays(out)
     assert all(np.isfinite(v).all() for k, v in weights.items() if k.startswith("state_dict/"))
     assert not (tmp_path / "ckpt.h5").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["classifier.weights.h5"]
+
+
+def test_training_gpus_runs_the_training_jobs_under_torchrun_on_that_many_gpus(tmp_path):
+    from conftest import snakemake
+
+    proc = snakemake(tmp_path, "-n", "-p", "--cores", "2", "--config", "training_gpus=2")
+    train = [line for line in proc.stdout.splitlines() if "wsss_steps.train_" in line]
+    assert len(train) == 3 and all("gpu_slot --gpus 2 -- python3 -m torch.distributed.run --standalone"
+                                   " --nproc_per_node 2 -m wsss_steps.train_" in line for line in train)
+    plain = snakemake(tmp_path, "-n", "-p", "--cores", "2")
+    assert "torch.distributed.run" not in plain.stdout and "gpu_slot -- python3 -m wsss_steps.train_classifier" in plain.stdout

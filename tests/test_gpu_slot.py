@@ -104,6 +104,28 @@ def test_acquire_takes_ids_in_order_and_gives_up_after_timeout(tmp_path):
     os.close(fd_second)
 
 
+def test_acquire_many_takes_all_or_none(tmp_path):
+    held, fd_held = gpu_slot.acquire(["0", "1", "2"], tmp_path)  # another job holds GPU 0
+    got, fds = gpu_slot.acquire_many(["0", "1", "2"], 2, tmp_path, timeout=0)
+    assert held == "0" and got == ["1", "2"]
+    # nothing free: the attempt gives back what it locked, so the one free GPU stays free for a one-GPU job
+    for fd in fds[1:]:
+        os.close(fd)  # GPU 2 free again, GPU 1 still held
+    assert gpu_slot.acquire_many(["0", "1", "2"], 2, tmp_path, timeout=0, sleep=lambda s: None) == ([], [])
+    assert gpu_slot.acquire(["2"], tmp_path, timeout=0)[0] == "2"
+    for fd in (fd_held, fds[0]):
+        os.close(fd)
+
+
+def test_a_command_needing_two_gpus_gets_both_or_a_clear_refusal(tmp_path):
+    env = clean_env(CUDA_VISIBLE_DEVICES="5,7")
+    proc = run_slot(["--gpus", "2", "--", *SHOW], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[1] == "5,7"
+    too_many = run_slot(["--gpus", "3", "--", *SHOW], env, tmp_path)
+    assert too_many.returncode == 75 and "needs 3 GPUs" in too_many.stderr
+
+
 # The command line.
 
 def test_help():

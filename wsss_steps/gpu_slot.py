@@ -128,6 +128,30 @@ def acquire(ids, directory, poll=0.5, timeout=None, sleep=time.sleep, clock=time
         sleep(poll)
 
 
+def acquire_many(ids, count: int, directory, poll=0.5, timeout=None, sleep=time.sleep, clock=time.monotonic,
+                 on_wait=None):
+    """Lock ``count`` free ids at once, all or none (a job holding some while waiting for more could block another
+    doing the same), retrying every ``poll`` s; ([ids], [fds]), or ([], []) after ``timeout`` s."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    start = clock()
+    while True:
+        got = []
+        for gpu_id in ids:
+            fd = try_lock(lock_path(directory, gpu_id))
+            if fd is not None:
+                got.append((gpu_id, fd))
+                if len(got) == count:
+                    return [g for g, _ in got], [f for _, f in got]
+        for _, fd in got:
+            os.close(fd)  # not enough: give them back
+        if timeout is not None and clock() - start >= timeout:
+            return [], []
+        if on_wait is not None:
+            on_wait()
+            on_wait = None
+        sleep(poll)
+
+
 def note_holder(fd: int):
     """Write who holds the lock into the lock file, for people wondering which job has a GPU."""
     os.ftruncate(fd, 0)
@@ -151,7 +175,7 @@ def run(command, env):
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = argparse.ArgumentParser(
-        prog=PROG, usage=f"{PROG} [--lock-dir DIR] [--poll S] [--timeout S] -- CMD [ARG ...]",
+        prog=PROG, usage=f"{PROG} [--lock-dir DIR] [--poll S] [--gpus N] [--timeout S] -- CMD [ARG ...]",
         description="Run CMD on a GPU of its own: lock one of the known GPU ids, set CUDA_VISIBLE_DEVICES to it "
                     "and exec CMD. Ids come from WSSS_GPU_IDS, else CUDA_VISIBLE_DEVICES, else nvidia-smi; "
                     "inside a SLURM job (SLURM_JOB_ID) or with no ids CMD runs unchanged.")
@@ -159,6 +183,8 @@ def parser() -> argparse.ArgumentParser:
                    help="lock files (default: $WSSS_GPU_LOCK_DIR, else .snakemake/gpu-slots in the working directory)")
     p.add_argument("--poll", type=float, default=0.5, metavar="S",
                    help="seconds between tries while every GPU is taken (default: 0.5)")
+    p.add_argument("--gpus", type=int, default=1, metavar="N",
+                   help="GPUs the command needs, all locked at once (default: 1); for torchrun's N processes")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="give up (exit 75) after waiting this many seconds (default: wait as long as it takes)")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="the command to run, after --")
@@ -178,6 +204,21 @@ def main(argv=None):
         run(command, os.environ)
     directory = lock_dir(args.lock_dir, os.environ, Path.cwd())
     started = time.monotonic()
+    if args.gpus > 1:
+        if args.gpus > len(ids):
+            say(f"the command needs {args.gpus} GPUs but {source} gives {len(ids)} ({','.join(ids)}); lower training_gpus")
+            sys.exit(75)
+        got, fds = acquire_many(ids, args.gpus, directory, poll=args.poll, timeout=args.timeout,
+                                on_wait=lambda: say(f"fewer than {args.gpus} of {','.join(ids)} are free, waiting"))
+        if not got:
+            say(f"{args.gpus} GPUs of {','.join(ids)} did not come free within {args.timeout:g} s, giving up")
+            sys.exit(75)
+        for fd in fds:
+            note_holder(fd)
+            os.set_inheritable(fd, True)
+        say(f"CUDA_VISIBLE_DEVICES={','.join(got)} ({args.gpus} of {','.join(ids)} from {source}, "
+            f"waited {time.monotonic() - started:.1f} s)")
+        run(command, dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(got)))
     gpu_id, fd = acquire(ids, directory, poll=args.poll, timeout=args.timeout,
                          on_wait=lambda: say(f"all of {','.join(ids)} are taken, waiting for one"))
     if gpu_id is None:
