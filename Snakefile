@@ -17,6 +17,9 @@ if not workflow.config_settings.configfiles:
     configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/dataset.smk"
 include: "rules/cam.smk"
@@ -33,3 +36,4 @@ rule all:
         summary=rules.evaluate.output.summary,
         table=rules.evaluate.output.table,
         examples=rules.evaluate.output.examples,
+        figures=rules.figures.output,

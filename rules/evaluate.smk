@@ -10,8 +10,8 @@ rule evaluate:
         classifier=rules.train_classifier.output.weights,
     output:
         summary=artifact("summary.json"),
-        table=artifact("summary.md"),
-        examples=artifact("examples.png"),
+        table=report(artifact("summary.md"), caption="../report/summary.rst", category="1. Results"),
+        examples=report(artifact("examples.png"), caption="../report/examples.rst", category="1. Results"),
     log:
         log_of("evaluate"),
     conda:
@@ -33,6 +33,36 @@ rule evaluate:
             " --score-split {params.score_split} --cooccurrence {params.cooccurrence}"
             " --summary {output.summary} --table {output.table}"
             " --examples {output.examples}",
+            gpu=False,
+        )
+
+
+# Figures for the report, from finished artifacts only: training curves, CAM threshold curve, IoU per class.
+rule figures:
+    input:
+        summary=rules.evaluate.output.summary,
+        weights=[
+            rules.train_classifier.output.weights,
+            rules.train_affinity.output.weights,
+            rules.train_segmentation.output.weights,
+        ],
+    output:
+        curves=report(artifact("training_curves.png"), caption="../report/training_curves.rst", category="2. Training"),
+        threshold=report(
+            artifact("cam_threshold_curve.png"), caption="../report/cam_threshold_curve.rst", category="1. Results"
+        ),
+        iou=report(artifact("iou_per_class.png"), caption="../report/iou_per_class.rst", category="1. Results"),
+    log:
+        log_of("figures"),
+    conda:
+        ENV
+    params:
+        dataset=DATASET_ARG,
+    shell:
+        stage_shell(
+            "figures",
+            "--dataset {params.dataset} --summary {input.summary} --weights {input.weights}"
+            " --curves {output.curves} --threshold-curve {output.threshold} --iou {output.iou}",
             gpu=False,
         )
 

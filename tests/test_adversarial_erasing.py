@@ -12,7 +12,7 @@ from conftest import arrays, planned_jobs, snakemake, write_config
 from wsss_steps.methods.adversarial_erasing import erase, mined_region, prohibitive_labels, round_succeeded, union_map
 
 DOWNSTREAM = {"make_affinity_labels": 1, "train_affinity": 1, "random_walk": 1, "train_segmentation": 1,
-              "evaluate": 1, "all": 1}
+              "evaluate": 1, "figures": 1, "all": 1}
 
 
 def test_erasing_fills_exactly_the_mined_pixels_with_the_mean_colour():
@@ -109,7 +109,7 @@ def test_prohibitive_labels_weigh_the_scores_by_one_for_background_and_v_for_eac
 def test_psl_trains_with_a_classification_branch_and_the_online_labels(run_copy, tmp_path):
     config = write_config(tmp_path / "psl.yaml", segmentation={"method": "psl"})
     proc = snakemake(run_copy, "-n", "--cores", "2", configfiles=(config,))
-    assert planned_jobs(proc.stdout) == {"train_segmentation": 1, "evaluate": 1, "all": 1}
+    assert planned_jobs(proc.stdout) == {"train_segmentation": 1, "evaluate": 1, "figures": 1, "all": 1}
     assert "--pseudo-labels results/tiny/pseudo_labels_train.h5" in proc.stdout and '"psl": {"online_weight": 1.0}' in proc.stdout
     snakemake(run_copy, "--cores", "2", configfiles=(config,))
     weights = arrays(run_copy / "results" / "tiny" / "segmentation.weights.h5")

@@ -241,7 +241,7 @@ def test_a_dry_run_plans_make_coco_before_the_stages_and_refuses_a_foreign_root(
     proc = snakemake(workdir, "-n", configfiles=(path,))
     assert planned_jobs(proc.stdout) == {"all": 1, "make_coco": 1, "train_classifier": 1, "extract_cams": 1,
                                          "make_affinity_labels": 1, "train_affinity": 1, "random_walk": 1,
-                                         "train_segmentation": 1, "evaluate": 1}
+                                         "train_segmentation": 1, "evaluate": 1, "figures": 1}
     assert proc.stdout.index("rule make_coco:") < proc.stdout.index("rule train_classifier:")
     assert not (workdir / "data").exists()
 
@@ -255,7 +255,7 @@ def test_a_dry_run_plans_make_coco_before_the_stages_and_refuses_a_foreign_root(
 
 COCO14 = (REPO / "configs" / "presets" / "voc12_gpu.yaml", REPO / "configs" / "datasets" / "coco14.yaml")
 STAGES = {"all", "train_classifier", "extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
-          "train_segmentation", "evaluate"}
+          "train_segmentation", "evaluate", "figures"}
 
 
 def test_the_coco14_dataset_file_plans_the_pipeline_on_the_real_coco_files():

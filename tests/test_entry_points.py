@@ -148,4 +148,4 @@ def test_readme_rerun_commands_do_what_they_say(run_copy):
     assert planned_jobs(proc.stdout) == {"train_affinity": 1}
     # "the next plain snakemake reruns those, since their input changed"
     proc = snakemake(run_copy, "--cores", "2")
-    assert planned_jobs(proc.stdout) == {"random_walk": 1, "train_segmentation": 1, "evaluate": 1, "all": 1}
+    assert planned_jobs(proc.stdout) == {"random_walk": 1, "train_segmentation": 1, "evaluate": 1, "figures": 1, "all": 1}

@@ -8,7 +8,7 @@ from conftest import REPO, planned_jobs, snakemake
 
 GPU_RULES = ["train_classifier", "extract_cams", "train_affinity", "random_walk", "train_segmentation"]
 ALL_JOBS = {"make_dataset": 1, "train_classifier": 1, "extract_cams": 1, "make_affinity_labels": 1,
-            "train_affinity": 1, "random_walk": 1, "train_segmentation": 1, "evaluate": 1, "all": 1}
+            "train_affinity": 1, "random_walk": 1, "train_segmentation": 1, "evaluate": 1, "figures": 1, "all": 1}
 
 
 def job_resources(output: str) -> dict:

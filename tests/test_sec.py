@@ -65,7 +65,7 @@ def test_the_crf_of_a_prediction_follows_the_image_edges():
 def test_sec_trains_the_segmentation_net_from_the_affinity_label_seeds(run_copy, tmp_path):
     config = write_config(tmp_path / "sec.yaml", segmentation={"method": "sec"})
     proc = snakemake(run_copy, "-n", "--cores", "2", configfiles=(config,))
-    assert planned_jobs(proc.stdout) == {"train_segmentation": 1, "evaluate": 1, "all": 1}
+    assert planned_jobs(proc.stdout) == {"train_segmentation": 1, "evaluate": 1, "figures": 1, "all": 1}
     assert "--pseudo-labels results/tiny/affinity_labels_train.h5" in proc.stdout
     snakemake(run_copy, "--cores", "2", configfiles=(config,))
     weights = arrays(run_copy / "results" / "tiny" / "segmentation.weights.h5")

@@ -25,7 +25,7 @@ INSTALL_TIMEOUT_S = 900
 START_TIMEOUT_S = 300
 WORKFLOW_TIMEOUT_S = 2400
 GPU_RULES = {"train_classifier", "extract_cams", "train_affinity", "random_walk", "train_segmentation"}
-CPU_RULES = {"make_dataset", "make_affinity_labels", "evaluate"}
+CPU_RULES = {"make_dataset", "make_affinity_labels", "evaluate", "figures"}
 
 
 slurm_cluster = load_script("slurm_cluster")

@@ -156,7 +156,7 @@ def test_voc12_config_dry_run_shows_the_whole_dag(tmp_path):
     proc = snakemake(tmp_path, "-n", *NO_GPU, configfiles=VOC12_GPU)
     jobs = planned_jobs(proc.stdout)
     assert jobs == {"all": 1, "train_classifier": 1, "extract_cams": 1, "make_affinity_labels": 1,
-                    "train_affinity": 1, "random_walk": 1, "train_segmentation": 1, "evaluate": 1}
+                    "train_affinity": 1, "random_walk": 1, "train_segmentation": 1, "evaluate": 1, "figures": 1}
 
 
 def test_missing_dataset_root_stops_the_workflow_before_any_job(tmp_path):
@@ -190,7 +190,7 @@ def test_the_photo_preset_plans_the_whole_pipeline_on_the_shared_photos(name, cl
     configfiles = (REPO / "configs" / "presets" / "cpu_photos.yaml", REPO / "configs" / "datasets" / f"{name}.yaml")
     proc = snakemake(REPO, "-n", "--rerun-triggers", "mtime", configfiles=configfiles)
     assert set(planned_jobs(proc.stdout)) <= {"all", "train_classifier", "extract_cams", "make_affinity_labels",
-                                              "train_affinity", "random_walk", "train_segmentation", "evaluate"}
+                                              "train_affinity", "random_walk", "train_segmentation", "evaluate", "figures"}
     layout = VOCLayout(root, classes)
     report = layout.check(["train"], ["val"])
     assert report["train"]["images"] == train_images and 0 < report["train"]["with_foreground"] < train_images

@@ -58,7 +58,7 @@ def test_changing_beta_reruns_random_walk_and_what_follows(tiny_run, tmp_path):
     workdir, _ = tiny_run
     changed = write_config(tmp_path / "beta.yaml", random_walk={"beta": 6})
     proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(changed,))
-    assert planned_jobs(proc.stdout) == {"random_walk": 1, "train_segmentation": 1, "evaluate": 1, "all": 1}
+    assert planned_jobs(proc.stdout) == {"random_walk": 1, "train_segmentation": 1, "evaluate": 1, "figures": 1, "all": 1}
 
 
 def test_changing_alpha_high_reruns_from_affinity_labels(tiny_run, tmp_path):
@@ -66,7 +66,7 @@ def test_changing_alpha_high_reruns_from_affinity_labels(tiny_run, tmp_path):
     changed = write_config(tmp_path / "alpha.yaml", affinity_labels={"alpha_high": 32})
     proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(changed,))
     assert set(planned_jobs(proc.stdout)) == {"make_affinity_labels", "train_affinity", "random_walk",
-                                              "train_segmentation", "evaluate", "all"}
+                                              "train_segmentation", "evaluate", "figures", "all"}
 
 
 def test_choosing_gradcam_reruns_from_extract_cams_and_its_block_alone_reruns_nothing(tiny_run, tmp_path):
@@ -77,7 +77,7 @@ def test_choosing_gradcam_reruns_from_extract_cams_and_its_block_alone_reruns_no
     chosen = write_config(tmp_path / "gradcam.yaml", cams={"method": "gradcam"})
     proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(chosen,))
     assert set(planned_jobs(proc.stdout)) == {"extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
-                                              "train_segmentation", "evaluate", "all"}
+                                              "train_segmentation", "evaluate", "figures", "all"}
 
 
 def test_hide_and_seek_block_alone_reruns_nothing_and_choosing_it_retrains_the_classifier(tiny_run, tmp_path):

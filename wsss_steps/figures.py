@@ -1,0 +1,129 @@
+"""Figures of a run for the report: training curves of each training stage, the CAM threshold curve and per-class IoU.
+
+    python -m wsss_steps.figures --dataset JSON --summary summary.json --weights W1.h5 [W2.h5 ...] \
+        --curves training_curves.png --threshold-curve cam_threshold_curve.png --iou iou_per_class.png
+
+Reads only finished artifacts (the weights files' ``training_curve`` groups and evaluate's summary.json) and
+writes PNGs with matplotlib; nothing is trained or scored here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .artifacts import read_curve
+from .files import atomic_path
+from .runtime import base_parser, run_stage, start
+
+STAGE = "figures"
+ROWS = (("cam", "CAM"), ("rw", "CAM + RW"), ("seg", "segmentation"), ("seg_crf", "segmentation + CRF"))
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path) -> None:
+    """Write ``fig`` as PNG to ``path`` atomically and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    pyplot().close(fig)
+
+
+def smoothed(values, window: int) -> np.ndarray:
+    """Running mean over ``window`` steps (shorter at the start), so a noisy per-step loss reads as a trend."""
+    values = np.asarray(values, np.float64)
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    starts = np.maximum(np.arange(1, len(values) + 1) - window, 0)
+    return (sums[1:] - sums[starts]) / (np.arange(1, len(values) + 1) - starts)
+
+
+def curves_figure(curves: dict):
+    """One panel per training stage: the loss per step (faint) and its running mean, and each term's running mean."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, max(1, len(curves)), figsize=(5 * max(1, len(curves)), 3.6), squeeze=False,
+                             constrained_layout=True)
+    for ax, (stage, curve) in zip(axes[0], curves.items()):
+        steps = [r["step"] for r in curve]
+        window = max(1, len(curve) // 20)
+        if curve:
+            ax.plot(steps, [r["loss"] for r in curve], color="0.8", linewidth=0.8, label="loss (per step)")
+            ax.plot(steps, smoothed([r["loss"] for r in curve], window), color="black", label=f"loss (mean of {window})")
+            for term in [k for k in curve[0] if k not in ("step", "loss", "alpha")]:
+                ax.plot(steps, smoothed([r[term] for r in curve], window), linewidth=1, label=term)
+            ax.legend(fontsize=7)
+        ax.set(title=f"{stage}: training loss", xlabel="optimisation step", ylabel="loss")
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def threshold_figure(summary: dict):
+    """CAM mIoU against the background threshold, the fixed threshold marked."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+    curve = summary["cam"].get("curve", [])
+    ax.plot([p["threshold"] for p in curve], [p["miou"] for p in curve], marker="o", label="CAM")
+    ax.axvline(summary["cam"]["threshold"], color="tab:red", linestyle="--",
+               label=f"fixed threshold {summary['cam']['threshold']}")
+    if "rw" in summary:
+        ax.axhline(summary["rw"]["miou"], color="tab:green", linestyle=":", label="CAM + RW")
+    ax.set(title=f"CAM mIoU against the background threshold ({summary['cam']['split']})",
+           xlabel="background threshold", ylabel="mIoU (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def iou_figure(summary: dict):
+    """Per-class IoU bars of CAM, CAM + RW and the segmentation network, grouped by class."""
+    plt = pyplot()
+    classes = summary["classes"]
+    rows = [(key, name) for key, name in ROWS if key in summary]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(classes) + 2), 3.8), constrained_layout=True)
+    width = 0.8 / max(1, len(rows))
+    x = np.arange(len(classes))
+    for i, (key, name) in enumerate(rows):
+        values = [summary[key]["iou"][c] if summary[key]["iou"][c] is not None else 0.0 for c in classes]
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width, values, width,
+               label=f"{name} ({summary[key]['split']}, mIoU {summary[key]['miou']:.1f})")
+    ax.set_xticks(x, classes, rotation=30 if len(classes) > 6 else 0)
+    ax.set(title="IoU per class", ylabel="IoU (%)", ylim=(0, 100))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def main(argv=None):
+    parser = base_parser(STAGE, __doc__)
+    parser.add_argument("--summary", required=True, help="evaluate's summary.json")
+    parser.add_argument("--weights", nargs="+", default=[], help="weights files (.h5) whose training curves to plot")
+    parser.add_argument("--curves", required=True, help="PNG of the training curves to write")
+    parser.add_argument("--threshold-curve", required=True, help="PNG of CAM mIoU against the threshold to write")
+    parser.add_argument("--iou", required=True, help="PNG of the per-class IoU bars to write")
+    args, log, _, _ = start(parser, argv)
+    summary = json.loads(Path(args.summary).read_text())
+    curves = {}
+    for path in args.weights:
+        with h5py.File(path, "r") as store:
+            stage = str(store.attrs.get("stage", Path(path).name))
+            curves[stage] = read_curve(store["training_curve"]) if "training_curve" in store else []
+    save(curves_figure(curves), args.curves)
+    save(threshold_figure(summary), args.threshold_curve)
+    save(iou_figure(summary), args.iou)
+    log.info("wrote %s, %s and %s", args.curves, args.threshold_curve, args.iou)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))
