@@ -13,10 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from .artifacts import read_curve
+from .artifacts import open_store, read_curve
 from .files import atomic_path
 from .runtime import base_parser, run_stage, start
 
@@ -115,7 +114,7 @@ def main(argv=None):
     summary = json.loads(Path(args.summary).read_text())
     curves = {}
     for path in args.weights:
-        with h5py.File(path, "r") as store:
+        with open_store(path) as store:
             stage = str(store.attrs.get("stage", Path(path).name))
             curves[stage] = read_curve(store["training_curve"]) if "training_curve" in store else []
     save(curves_figure(curves), args.curves)
