@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from .artifacts import provenance, read_label_maps, save_weights
+from .artifacts import provenance, save_weights
 from .config import load_params
-from .data.loader import CropDataset
+from .data.loader import CropDataset, StoreMaps
 from .methods.affinitynet import affinity_loss_fn
 from .nets.affinity import build_affinity_net
 from .nets.classifier import load_classifier_backbone
@@ -32,7 +32,7 @@ def main(argv=None):
                                feature_stride=params.get("feature_stride"))
     if init:
         load_classifier_backbone(model.backbone, args.classifier, backbone_cfg, layout.classes)
-    label_maps = read_label_maps(args.labels, "make_affinity_labels", layout)
+    label_maps = StoreMaps(args.labels, "make_affinity_labels", layout)
     dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed, label_maps=label_maps)
     optimizer = make_optimizer(*model.trainable_parameters(), params)
     inputs = [args.labels] + ([args.classifier] if init else [])

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from . import health
-from .artifacts import provenance, put_array, read_label_maps, save_weights, write_store
+from .artifacts import provenance, put_array, save_weights, write_store
 from .config import load_params
-from .data.loader import CropDataset
+from .data.loader import CropDataset, StoreMaps
 from .data.transforms import MEAN, STD, to_tensor
 from .log import progress
 from .methods.affinitynet import feature_labels
@@ -121,7 +121,7 @@ def main(argv=None):
         load_classifier_backbone(model.backbone.backbone, args.classifier, backbone_cfg, layout.classes)
     method = params.get("method", "random_walk")
     sec = method == "sec"
-    label_maps = read_label_maps(args.pseudo_labels, "make_affinity_labels" if sec else "random_walk", layout)
+    label_maps = StoreMaps(args.pseudo_labels, "make_affinity_labels" if sec else "random_walk", layout)
     dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed,
                           label_maps=label_maps, image_labels={i: layout.image_labels(i) for i in label_maps} if method != "random_walk" else None)
     optimizer = make_optimizer(*model.trainable_parameters(), params)

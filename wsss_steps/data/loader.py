@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -96,3 +97,28 @@ class StoreDataset(torch.utils.data.Dataset):
         if self._store is not None and self._pid == os.getpid():
             self._store.close()
         self._store, self._pid = None, None
+
+
+class StoreMaps(Mapping):
+    """image id -> label map of a label store (``ids`` attribute order), read from the file per item, never all into
+    memory (10,582 VOC maps would be 2 GB); fork-safe like StoreDataset. Checked as ``open_store(path, stage, layout)``."""
+
+    def __init__(self, path, stage: str, layout=None):
+        with open_store(path, stage, layout):
+            pass
+        self._items = StoreDataset(path, stage=stage)
+        self._index = {name: i for i, name in enumerate(self._items.names)}
+
+    def __getitem__(self, image_id):
+        if image_id not in self._index:
+            raise KeyError(image_id)
+        return self._items[self._index[image_id]][1]
+
+    def __contains__(self, image_id) -> bool:
+        return image_id in self._index
+
+    def __iter__(self):
+        return iter(self._items.names)
+
+    def __len__(self) -> int:
+        return len(self._items.names)
