@@ -27,6 +27,12 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     assert "ImageSets/Segmentation/train.txt" in a and "SaliencyMaps/val_00002.png" in a
 
 
+def test_several_processes_write_the_same_files_as_one(tmp_path):
+    generate(tmp_path / "one", CLASSES, 48, 6, 3, seed=7)
+    generate(tmp_path / "two", CLASSES, 48, 6, 3, seed=7, jobs=2)
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+
+
 def test_generated_tree_reads_as_voc(tmp_path):
     generate(tmp_path / "ds", CLASSES, 64, 40, 4, seed=0)
     layout = VOCLayout(tmp_path / "ds", tuple(CLASSES))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import colorsys
 import json
+import multiprocessing
 import shutil
 from pathlib import Path
 
@@ -225,9 +226,21 @@ def remove_generated(root, marker: str = MARKER):
     root.rmdir()
 
 
+def _write_sample(item):
+    """Make image number ``number`` of the set and write its four files (image, mask, saliency, context)."""
+    tmp_root, image_id, seed, number, image_size, num_classes = item
+    rng = np.random.default_rng([seed, number])
+    rgb, mask, sal, water = make_image(rng, image_size, num_classes)
+    Image.fromarray(rgb).save(tmp_root / "JPEGImages" / f"{image_id}.jpg", quality=95)
+    save_label_png(tmp_root / "SegmentationClass" / f"{image_id}.png", mask)
+    Image.fromarray(sal, mode="L").save(tmp_root / "SaliencyMaps" / f"{image_id}.png")
+    Image.fromarray(water * 255, mode="L").save(tmp_root / "ContextMasks" / "water" / f"{image_id}.png")
+
+
 def generate(root, classes, image_size: int, train_images: int, val_images: int, seed: int,
-             train_split: str = "train", val_split: str = "val"):
-    """Write the whole dataset under ``root`` (replacing an earlier generated one, never a user's) and return its ids per split."""
+             train_split: str = "train", val_split: str = "val", jobs: int = 1):
+    """Write the whole dataset under ``root`` (replacing an earlier generated one, never a user's) and return its ids
+    per split; ``jobs`` processes make the images (the same files for any number)."""
     root = Path(root)
     refuse_foreign_root(root)
     tmp_root = root.with_name(f".{root.name}.tmp")
@@ -241,13 +254,14 @@ def generate(root, classes, image_size: int, train_images: int, val_images: int,
     splits = {train_split: [f"train_{i:05d}" for i in range(train_images)],
               val_split: [f"val_{i:05d}" for i in range(val_images)]}
     all_ids = splits[train_split] + splits[val_split]
-    for number, image_id in enumerate(progress(all_ids, desc="images")):
-        rng = np.random.default_rng([seed, number])
-        rgb, mask, sal, water = make_image(rng, image_size, len(classes))
-        Image.fromarray(rgb).save(tmp_root / "JPEGImages" / f"{image_id}.jpg", quality=95)
-        save_label_png(tmp_root / "SegmentationClass" / f"{image_id}.png", mask)
-        Image.fromarray(sal, mode="L").save(tmp_root / "SaliencyMaps" / f"{image_id}.png")
-        Image.fromarray(water * 255, mode="L").save(tmp_root / "ContextMasks" / "water" / f"{image_id}.png")
+    work = [(tmp_root, image_id, seed, number, image_size, len(classes)) for number, image_id in enumerate(all_ids)]
+    if jobs > 1:  # each image depends only on (seed, number): the same files whatever the number of processes
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            for _ in progress(pool.imap_unordered(_write_sample, work, chunksize=16), total=len(work), desc="images"):
+                pass
+    else:
+        for item in progress(work, desc="images"):
+            _write_sample(item)
     for split, ids in dict(splits, trainval=all_ids).items():
         (tmp_root / "ImageSets/Segmentation" / f"{split}.txt").write_text("".join(i + "\n" for i in ids))
     (tmp_root / "dataset.json").write_text(json.dumps(
