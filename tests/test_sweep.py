@@ -30,6 +30,9 @@ def test_the_sweep_reruns_only_the_walk_per_point_and_a_wider_grid_only_the_new_
     rows = list(csv.DictReader((run / "sweep_walk.csv").open()))
     assert [r["point"] for r in rows] == ["alpha16", "beta4_t8", "beta8_t8"]
     assert [r["background"] for r in rows] == ["power"] * 3
+    # regression: the background class's IoU has a column of its own, not overwritten by the background setting
+    point = json.loads((run / "sweep" / "walk" / "beta4_t8.json").read_text())
+    assert float(rows[1]["iou_background"]) == point["iou"]["background"] and rows[1]["background"] == "power"
     # beta8_t8 and alpha16 are the run's own walk (power background, alpha 16): they score what evaluate scored
     own = json.loads((run / "summary.json").read_text())["rw"]["miou"]
     assert float(rows[2]["miou"]) == float(rows[0]["miou"]) == pytest.approx(own, abs=0.01)

@@ -88,12 +88,13 @@ def main(argv=None):
     args, log, _, layout = start(parser, argv)
     if args.gather:
         rows = sorted((json.loads(open(p).read()) for p in args.gather), key=lambda r: (r["kind"], r["point"]))
-        fields = ["point", "kind", "beta", "t", "alpha", "background", "miou", *layout.classes]
+        # per-class IoU as iou_<class>: a class may share a name with a setting ("background")
+        settings = ["point", "kind", "beta", "t", "alpha", "background", "miou"]
         with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as out:
             writer = csv.writer(out)
-            writer.writerow(fields)
+            writer.writerow(settings + [f"iou_{c}" for c in layout.classes])
             for r in rows:
-                writer.writerow([r[k] if k in r else r["iou"][k] for k in fields])
+                writer.writerow([r[k] for k in settings] + [r["iou"][c] for c in layout.classes])
         plot(rows, args.plot)
         best = max(rows, key=lambda r: r["miou"])
         log.info("wrote %d points to %s and %s; best %s at %.2f mIoU", len(rows), args.csv, args.plot, best["point"], best["miou"])
