@@ -187,12 +187,6 @@ def open_store(path, stage: str | tuple | None = None, layout=None):
     return store
 
 
-def read_label_maps(path, stage: str, layout) -> dict:
-    """image id -> label map of every image of a label store (``ids`` attribute order), checked as ``open_store``."""
-    with open_store(path, stage, layout) as store:
-        return {image_id: read_array(store, image_id) for image_id in json.loads(store.attrs["ids"])}
-
-
 def read_array(store, name: str) -> np.ndarray:
     """Read one dataset, naming the file and dataset if it is absent."""
     if name not in store:
