@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,8 +45,8 @@ BACKBONE = {"name": "tiny", "output_stride": 8, "weights": None, "width": 32}
 def make_set(root: Path, n: int, size: int, val: int, jobs: int):
     """The generated set of n training images (reused when one of the same shape is there) and its ``bench`` list."""
     meta = root / "dataset.json"
-    if not (meta.is_file() and json.loads(meta.read_text())["train_images"] == n
-            and json.loads(meta.read_text())["image_size"] == size):
+    made = json.loads(meta.read_text()) if meta.is_file() else {}
+    if (made.get("train_images"), made.get("image_size"), made.get("val_images")) != (n, size, val):
         start = time.time()
         generate(root, CLASSES, size, n, val, seed=0, jobs=jobs)
         print(f"  generated {n + val} images of {size} px in {time.time() - start:.0f} s ({jobs} processes)", flush=True)
@@ -66,13 +67,14 @@ def run(stage: str, args: list, threads: int) -> tuple[float, float]:
     """Run ``python -m wsss_steps.<stage>``; return (wall seconds, peak resident MiB of its process)."""
     cmd = [sys.executable, "-m", f"wsss_steps.{stage}", "--device", "cpu", "--threads", str(threads), *map(str, args)]
     start = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.time() - start
-    err = proc.stderr.read()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        sys.exit(f"{stage} failed ({proc.returncode}):\n{err[-3000:]}")
+    with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: an unread pipe would block a chatty stage
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.time() - start
+        code = os.waitstatus_to_exitcode(status)
+        if code:
+            err.seek(0)
+            sys.exit(f"{stage} failed ({code}):\n{err.read()[-3000:]}")
     return wall, usage.ru_maxrss / 1024
 
 
