@@ -59,7 +59,7 @@ def curves_figure(curves: dict):
         if curve:
             ax.plot(steps, [r["loss"] for r in curve], color="0.8", linewidth=0.8, label="loss (per step)")
             ax.plot(steps, smoothed([r["loss"] for r in curve], window), color="black", label=f"loss (mean of {window})")
-            for term in [k for k in curve[0] if k not in ("step", "loss", "alpha")]:
+            for term in [k for k in curve[0] if k not in ("step", "loss", "alpha", "grad_norm")]:
                 ax.plot(steps, smoothed([r[term] for r in curve], window), linewidth=1, label=term)
             ax.legend(fontsize=7)
         ax.set(title=f"{stage}: training loss", xlabel="optimisation step", ylabel="loss")

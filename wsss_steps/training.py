@@ -33,9 +33,9 @@ def make_optimizer(pretrained_params, new_params, params: dict):
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
-def poly_lr(optimizer, step: int, total: int, power: float = 0.9):
-    """lr = base_lr * (1 - step/total)^power."""
-    factor = (1 - step / max(1, total)) ** power
+def poly_lr(optimizer, step: int, total: int, power: float = 0.9, warmup: int = 0):
+    """lr = base_lr * min(1, (step + 1) / warmup) * (1 - step/total)^power (warmup 0: no warm-up)."""
+    factor = (1 - step / max(1, total)) ** power * (min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0)
     for group in optimizer.param_groups:
         group["lr"] = group["base_lr"] * factor
 
@@ -114,6 +114,10 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
     trained weights there on its rerun. The stage deletes it with ``discard_checkpoint`` once every output
     is written.
 
+    ``length`` may also hold ``warmup_steps`` (the learning rate rises linearly over them, see ``poly_lr``) and
+    ``max_grad_norm`` (gradients are rescaled to at most this L2 norm over all parameters; each step's norm before
+    clipping goes into ``curve`` as ``grad_norm``).
+
     ``workers`` DataLoader processes decode and augment the batches (pinned memory and asynchronous copies on
     CUDA); every crop is drawn from a generator seeded by (seed, epoch, image), so the count changes no result.
     """
@@ -132,6 +136,7 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
         if torch.device(device).type == "cuda":  # BatchNorm statistics of the global batch (SyncBatchNorm is CUDA-only)
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     epochs, total = schedule(length, len(loader))
+    warmup, max_norm = int(length.get("warmup_steps") or 0), length.get("max_grad_norm")
     if length.get("steps") is not None:
         log.info("%s: %d steps = %d epochs of %d batches (%d images)", name, total, epochs, len(loader), len(dataset))
     first, step, history = 0, 0, []
@@ -153,7 +158,7 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
             if step >= total:  # training by steps ends inside its last epoch
                 break
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            poly_lr(optimizer, step, total)
+            poly_lr(optimizer, step, total, warmup=warmup)
             loss = loss_fn(model, batch, step / total)
             loss, terms = loss if isinstance(loss, tuple) else (loss, {})
             if not math.isfinite(loss.item()):
@@ -161,6 +166,10 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             average_gradients(model.parameters())
+            if max_norm is not None:
+                scaler.unscale_(optimizer)
+                params = [p for group in optimizer.param_groups for p in group["params"]]
+                terms = {**terms, "grad_norm": torch.nn.utils.clip_grad_norm_(params, max_norm)}
             scaler.step(optimizer)
             scaler.update()
             losses.append(loss.item())
