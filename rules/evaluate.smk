@@ -10,7 +10,7 @@ rule evaluate:
         classifier=rules.train_classifier.output.weights,
     output:
         summary=artifact("summary.json"),
-        table=report(artifact("summary.md"), caption="../report/summary.rst", category="1. Results"),
+        table=artifact("summary.md"),
         examples=report(artifact("examples.png"), caption="../report/examples.rst", category="1. Results"),
     log:
         log_of("evaluate"),
@@ -41,6 +41,7 @@ rule evaluate:
 rule figures:
     input:
         summary=rules.evaluate.output.summary,
+        table=rules.evaluate.output.table,
         weights=[
             rules.train_classifier.output.weights,
             rules.train_affinity.output.weights,
@@ -52,6 +53,7 @@ rule figures:
             artifact("cam_threshold_curve.png"), caption="../report/cam_threshold_curve.rst", category="1. Results"
         ),
         iou=report(artifact("iou_per_class.png"), caption="../report/iou_per_class.rst", category="1. Results"),
+        table_html=report(artifact("summary.html"), caption="../report/summary.rst", category="1. Results"),
     log:
         log_of("figures"),
     conda:
@@ -62,7 +64,8 @@ rule figures:
         stage_shell(
             "figures",
             "--dataset {params.dataset} --summary {input.summary} --weights {input.weights}"
-            " --curves {output.curves} --threshold-curve {output.threshold} --iou {output.iou}",
+            " --curves {output.curves} --threshold-curve {output.threshold} --iou {output.iou}"
+            " --table {input.table} --table-html {output.table_html}",
             gpu=False,
         )
 

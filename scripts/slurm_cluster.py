@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import shlex
 import signal
 import socket
@@ -29,53 +28,19 @@ from pathlib import Path
 
 PACKAGES = ["slurm-wlm", "munge"]
 PROGRAMS = ["munged", "munge", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol", "sinfo", "scancel"]
-SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-
-
-class Unavailable(RuntimeError):
-    """This machine cannot run the cluster (not root, no apt-get, packages cannot be installed)."""
-
-
-def which(program: str, skip=None) -> str | None:
-    """Path of a program on PATH or in the sbin folders (root's daemons live there), not looking in ``skip``."""
-    folders = [f for f in [*os.environ.get("PATH", "").split(os.pathsep), *SBIN] if f and f != str(skip)]
-    return shutil.which(program, path=os.pathsep.join(folders))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from debian_packages import Unavailable, missing, which  # noqa: E402  (scripts/ is not a package)
+import debian_packages  # noqa: E402
 
 
 def missing_programs() -> list[str]:
     """The SLURM and munge programs that are not installed."""
-    return [p for p in PROGRAMS if which(p) is None]
+    return missing(PROGRAMS)
 
 
 def install(timeout: float = 240.0, log=print):
     """Install slurm-wlm and munge with apt-get unless present; raises Unavailable when that cannot be done."""
-    if not missing_programs():
-        return
-    if os.geteuid() != 0:
-        raise Unavailable(f"SLURM is not installed ({', '.join(missing_programs())} missing) and installing "
-                          "it needs root")
-    apt = shutil.which("apt-get")
-    if apt is None:
-        raise Unavailable("SLURM is not installed and there is no apt-get to install slurm-wlm and munge")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    deadline = time.monotonic() + timeout
-    command = [apt, "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
-    for attempt in ("install", "update", "install"):
-        step = [apt, "update", "-q"] if attempt == "update" else command
-        log(f"slurm_cluster: {' '.join(step)}")
-        try:
-            proc = subprocess.run(step, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            raise Unavailable(f"'{' '.join(step)}' did not finish within {timeout:.0f} s") from None
-        if attempt == "install" and proc.returncode == 0:
-            break
-        if attempt == "update" and proc.returncode != 0:
-            raise Unavailable(f"apt-get update failed:\n{proc.stdout[-1500:]}")
-    else:
-        raise Unavailable(f"apt-get could not install {' '.join(PACKAGES)}:\n{proc.stdout[-1500:]}")
-    if missing_programs():
-        raise Unavailable(f"after installing {' '.join(PACKAGES)}, still missing: {', '.join(missing_programs())}")
+    debian_packages.install(PACKAGES, PROGRAMS, timeout=timeout, log=log)
 
 
 def free_port() -> int:

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import snakemake
-from wsss_steps.figures import smoothed
+from conftest import load_script, snakemake
+from wsss_steps.figures import smoothed, summary_page
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("training_curves.png", "cam_threshold_curve.png", "iou_per_class.png")
@@ -26,9 +26,35 @@ def test_the_run_has_its_figures_and_the_report_holds_every_figure(run_copy, tmp
     report = tmp_path / "report.html"
     snakemake(run_copy, "--report", str(report))
     html = report.read_text(errors="replace")
-    for name in (*FIGURES, "examples.png", "summary.md"):
+    for name in (*FIGURES, "examples.png", "summary.html"):
         assert name in html, f"{name} is not in the report"
     assert json.loads((run / "summary.json").read_text())["run_name"] == "tiny"
+
+
+def test_the_report_shows_every_figure_and_the_summary_in_a_headless_browser(run_copy, tmp_path, capsys):
+    browser = load_script("report_browser")
+    try:
+        browser.chromium(timeout=300, log=lambda line: None)
+    except browser.debian_packages.Unavailable as exc:
+        pytest.skip(f"no headless Chromium: {exc}")
+    report = tmp_path / "report.html"
+    snakemake(run_copy, "--report", str(report))
+    # the README's command: python scripts/report_browser.py report.html --screenshot first_screen.png
+    code = browser.main([str(report), "--screenshot", str(tmp_path / "first_screen.png")])
+    printed = capsys.readouterr().out
+    names = dict(line.rsplit("/", 1)[-1].split(": ", 1) for line in printed.splitlines() if ": " in line)
+    for name in (*FIGURES, "examples.png"):
+        assert names.get(name, "").startswith("image "), f"{name}: {names.get(name, 'not listed')}"
+    # the summary table and the health checks, as a page (the report offers Markdown only as a download)
+    assert names.get("summary.html", "").startswith("page with "), names.get("summary.html", "not listed")
+    assert code == 0, printed
+    assert (tmp_path / "first_screen.png").read_bytes()[:8] == PNG
+
+
+def test_the_summary_page_renders_the_markdown_tables():
+    page = summary_page("# run on data\n\n| method | mIoU |\n|---|---|\n| CAM | **57.2** |\n\n## Health\n\nAll passed.\n")
+    assert "<title>run on data</title>" in page
+    assert "<td>CAM</td>" in page and "<strong>57.2</strong>" in page and "<h2>Health</h2>" in page
 
 
 @pytest.mark.parametrize("rows", [("cam", "rw", "seg"), ("cam",)])

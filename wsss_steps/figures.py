@@ -1,10 +1,12 @@
 """Figures of a run for the report: training curves of each training stage, the CAM threshold curve and per-class IoU.
 
     python -m wsss_steps.figures --dataset JSON --summary summary.json --weights W1.h5 [W2.h5 ...] \
-        --curves training_curves.png --threshold-curve cam_threshold_curve.png --iou iou_per_class.png
+        --curves training_curves.png --threshold-curve cam_threshold_curve.png --iou iou_per_class.png \
+        [--table summary.md --table-html summary.html]
 
-Reads only finished artifacts (the weights files' ``training_curve`` groups and evaluate's summary.json) and
-writes PNGs with matplotlib; nothing is trained or scored here.
+Reads only finished artifacts (the weights files' ``training_curve`` groups and evaluate's summary.json and
+summary.md) and writes PNGs with matplotlib, and the summary as an HTML page (Snakemake's report shows HTML and
+images, not Markdown); nothing is trained or scored here.
 """
 
 from __future__ import annotations
@@ -103,6 +105,23 @@ def iou_figure(summary: dict):
     return fig
 
 
+PAGE_STYLE = ("body{font-family:sans-serif;margin:1em;color:#222} table{border-collapse:collapse;margin:0.5em 0}"
+              " th,td{border:1px solid #bbb;padding:2px 8px;text-align:right} th:first-child,td:first-child"
+              "{text-align:left} code{background:#eee}")
+
+
+def summary_page(markdown_text: str) -> str:
+    """The Markdown summary as a standalone HTML page (Python-Markdown with its tables extension)."""
+    import html
+
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+    title = html.escape(markdown_text.splitlines()[0].lstrip("# ").strip() if markdown_text.strip() else "summary")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>{PAGE_STYLE}</style>"
+            f"</head><body>\n{body}\n</body></html>\n")
+
+
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
     parser.add_argument("--summary", required=True, help="evaluate's summary.json")
@@ -110,6 +129,8 @@ def main(argv=None):
     parser.add_argument("--curves", required=True, help="PNG of the training curves to write")
     parser.add_argument("--threshold-curve", required=True, help="PNG of CAM mIoU against the threshold to write")
     parser.add_argument("--iou", required=True, help="PNG of the per-class IoU bars to write")
+    parser.add_argument("--table", help="evaluate's summary.md, written as HTML to --table-html")
+    parser.add_argument("--table-html", help="HTML page of the summary to write (with --table)")
     args, log, _, _ = start(parser, argv)
     summary = json.loads(Path(args.summary).read_text())
     curves = {}
@@ -121,6 +142,10 @@ def main(argv=None):
     save(threshold_figure(summary), args.threshold_curve)
     save(iou_figure(summary), args.iou)
     log.info("wrote %s, %s and %s", args.curves, args.threshold_curve, args.iou)
+    if args.table and args.table_html:
+        with atomic_path(args.table_html) as tmp:
+            Path(tmp).write_text(summary_page(Path(args.table).read_text()), encoding="utf-8")
+        log.info("wrote %s", args.table_html)
     return 0
 
 
