@@ -67,3 +67,16 @@ def test_the_iou_figure_draws_one_bar_per_class_and_row(rows):
     bars = [p for p in fig.axes[0].patches]
     assert len(bars) == 2 * len(rows) and [b.get_height() for b in bars[:2]] == [80.0, 0.0]
     assert np.isclose(fig.axes[0].get_ylim()[1], 100)
+
+
+def test_the_legend_shows_each_class_colour_and_the_ignored_colour():
+    from wsss_steps.evaluate import legend_strip
+    from wsss_steps.data.label_png import voc_palette
+
+    palette = np.asarray(voc_palette(), np.uint8).reshape(256, 3)
+    strip = np.asarray(legend_strip(["background", "horse", "cat"], 255, 2000))
+    colours = {tuple(c) for c in strip.reshape(-1, 3)}
+    for index in (0, 1, 2, 255):
+        assert tuple(palette[index]) in colours, index
+    assert strip.shape[0] == 24  # one line at this width
+    assert np.asarray(legend_strip(["background", "horse", "cat"], 255, 120)).shape[0] > 24  # wrapped

@@ -190,7 +190,37 @@ def examples_figure(layout, ids, cams, labels, pseudo, preds) -> Image.Image:
     for row in rows:
         canvas.paste(Image.fromarray(row), (0, y))
         y += row.shape[0] + 4
-    return canvas
+    legend = legend_strip(layout.classes, layout.ignore_index, width)
+    figure = Image.new("RGB", (width, canvas.height + legend.height), "white")
+    figure.paste(canvas, (0, 0))
+    figure.paste(legend, (0, canvas.height))
+    return figure
+
+
+def legend_strip(classes, ignore_index: int, width: int) -> Image.Image:
+    """The class colours of the label tiles: a swatch and a name per class and one for ignore_index (the affinity
+    labels' uncertain pixels), wrapped into lines of at most ``width`` pixels."""
+    palette = np.asarray(voc_palette(), np.uint8).reshape(256, 3)
+    entries = [(palette[k], name) for k, name in enumerate(classes)]
+    entries.append((palette[ignore_index], f"{ignore_index}: uncertain / ignored"))
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    sizes = [16 + 4 + int(draw.textlength(name)) + 14 for _, name in entries]
+    lines, line, used = [], [], 0
+    for entry, size in zip(entries, sizes):
+        if line and used + size > width:
+            lines.append(line)
+            line, used = [], 0
+        line.append((entry, used))
+        used += size
+    lines.append(line)
+    strip = Image.new("RGB", (width, 4 + 20 * len(lines)), "white")
+    draw = ImageDraw.Draw(strip)
+    for row, line in enumerate(lines):
+        y = 4 + 20 * row
+        for (colour, name), x in line:
+            draw.rectangle([x + 2, y, x + 16, y + 14], fill=tuple(int(c) for c in colour), outline="black")
+            draw.text((x + 20, y + 2), name, fill="black")
+    return strip
 
 
 def main(argv=None):
