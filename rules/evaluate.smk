@@ -42,6 +42,12 @@ rule figures:
     input:
         summary=rules.evaluate.output.summary,
         table=rules.evaluate.output.table,
+        artifacts=[
+            LOCALISATION,
+            rules.make_affinity_labels.output.labels,
+            rules.random_walk.output.labels,
+            rules.train_segmentation.output.predictions,
+        ],
         weights=[
             rules.train_classifier.output.weights,
             rules.train_affinity.output.weights,
@@ -54,18 +60,23 @@ rule figures:
         ),
         iou=report(artifact("iou_per_class.png"), caption="../report/iou_per_class.rst", category="1. Results"),
         table_html=report(artifact("summary.html"), caption="../report/summary.rst", category="1. Results"),
+        provenance=report(
+            artifact("provenance.html"), caption="../report/provenance.rst", category="3. Configuration and provenance"
+        ),
     log:
         log_of("figures"),
     conda:
         ENV
     params:
         dataset=DATASET_ARG,
+        config=as_arg(config),
     shell:
         stage_shell(
             "figures",
             "--dataset {params.dataset} --summary {input.summary} --weights {input.weights}"
             " --curves {output.curves} --threshold-curve {output.threshold} --iou {output.iou}"
-            " --table {input.table} --table-html {output.table_html}",
+            " --table {input.table} --table-html {output.table_html}"
+            " --config {params.config} --artifacts {input.weights} {input.artifacts} --provenance {output.provenance}",
             gpu=False,
         )
 

@@ -26,8 +26,13 @@ def test_the_run_has_its_figures_and_the_report_holds_every_figure(run_copy, tmp
     report = tmp_path / "report.html"
     snakemake(run_copy, "--report", str(report))
     html = report.read_text(errors="replace")
-    for name in (*FIGURES, "examples.png", "summary.html"):
+    for name in (*FIGURES, "examples.png", "summary.html", "provenance.html"):
         assert name in html, f"{name} is not in the report"
+    provenance = (run / "provenance.html").read_text()
+    assert "run_name: tiny" in provenance
+    for stage in ("train_classifier", "extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
+                  "train_segmentation"):
+        assert f"<td>{stage}</td>" in provenance, f"{stage}'s provenance is not on the page"
     assert json.loads((run / "summary.json").read_text())["run_name"] == "tiny"
 
 
@@ -47,6 +52,7 @@ def test_the_report_shows_every_figure_and_the_summary_in_a_headless_browser(run
         assert names.get(name, "").startswith("image "), f"{name}: {names.get(name, 'not listed')}"
     # the summary table and the health checks, as a page (the report offers Markdown only as a download)
     assert names.get("summary.html", "").startswith("page with "), names.get("summary.html", "not listed")
+    assert names.get("provenance.html", "").startswith("page with "), names.get("provenance.html", "not listed")
     assert code == 0, printed
     assert (tmp_path / "first_screen.png").read_bytes()[:8] == PNG
 

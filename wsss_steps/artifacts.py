@@ -259,3 +259,31 @@ def load_weights(path, model: torch.nn.Module, stage: str | None = None, classes
         first = str(exc).splitlines()[0]
         raise ArtifactError(f"{path}: weights do not fit this model ({first}).") from None
     return attrs
+
+
+_JSON_ATTRS = ("params", "inputs", "ids", "history")
+
+
+def describe(path) -> dict:
+    """The provenance attributes of an HDF5 artifact (JSON ones decoded) and a short inventory of its contents."""
+    with open_store(path) as store:
+        attrs = {}
+        for key, value in store.attrs.items():
+            value = value.tolist() if hasattr(value, "tolist") else value
+            if key in _JSON_ATTRS and isinstance(value, str):
+                value = json.loads(value)
+            attrs[key] = value
+        if isinstance(attrs.get("ids"), list):
+            attrs["ids"] = f"{len(attrs['ids'])} ids"
+        groups, datasets, nbytes = 0, 0, 0
+
+        def visit(_name, obj):
+            nonlocal groups, datasets, nbytes
+            if isinstance(obj, h5py.Dataset):
+                datasets += 1
+                nbytes += obj.id.get_storage_size()
+            else:
+                groups += 1
+
+        store.visititems(visit)
+    return {"path": str(path), **attrs, "contents": {"groups": groups, "datasets": datasets, "stored_bytes": nbytes}}

@@ -2,7 +2,8 @@
 
     python -m wsss_steps.figures --dataset JSON --summary summary.json --weights W1.h5 [W2.h5 ...] \
         --curves training_curves.png --threshold-curve cam_threshold_curve.png --iou iou_per_class.png \
-        [--table summary.md --table-html summary.html]
+        [--table summary.md --table-html summary.html] \
+        [--config JSON --artifacts A1.h5 ... --provenance provenance.html]
 
 Reads only finished artifacts (the weights files' ``training_curve`` groups and evaluate's summary.json and
 summary.md) and writes PNGs with matplotlib, and the summary as an HTML page (Snakemake's report shows HTML and
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import open_store, read_curve
+from .artifacts import describe, open_store, read_curve
 from .files import atomic_path
 from .runtime import base_parser, run_stage, start
 
@@ -122,6 +123,35 @@ def summary_page(markdown_text: str) -> str:
             f"</head><body>\n{body}\n</body></html>\n")
 
 
+def provenance_page(config: dict, artifacts: list[dict]) -> str:
+    """An HTML page of the run's configuration (YAML) and of each artifact's provenance (``describe``'s records:
+    stage, settings, seed, package version, input checksums)."""
+    import html
+
+    import yaml
+
+    def block(value) -> str:
+        return f"<pre>{html.escape(json.dumps(value, indent=2, sort_keys=True, default=str))}</pre>"
+
+    parts = ["<h1>Configuration and provenance</h1>",
+             "<h2>Configuration</h2><p>The run's settings after the preset, dataset and command-line files were "
+             "merged and the schema's defaults filled in.</p>",
+             f"<pre>{html.escape(yaml.safe_dump(config, sort_keys=False, default_flow_style=None))}</pre>",
+             "<h2>Artifacts</h2><p>What made each artifact, from its HDF5 attributes "
+             "(<code>python -m wsss_steps.inspect_artifact FILE</code> prints the same).</p>"]
+    for record in artifacts:
+        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(record.get(k, '')))}</td></tr>"
+                       for k in ("stage", "created", "seed", "package_version"))
+        inputs = "".join(f"<li><code>{html.escape(p)}</code> sha256 {html.escape(str(h)[:16])}...</li>"
+                         for p, h in (record.get("inputs") or {}).items())
+        parts += [f"<h3><code>{html.escape(record['path'])}</code></h3><table>{rows}</table>",
+                  f"<p>inputs:</p><ul>{inputs or '<li>none</li>'}</ul>",
+                  "<details><summary>settings</summary>" + block(record.get("params", {})) + "</details>"]
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Configuration and provenance</title>"
+            f"<style>{PAGE_STYLE} pre{{text-align:left;background:#f6f6f6;padding:0.5em}}</style></head><body>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
+
+
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
     parser.add_argument("--summary", required=True, help="evaluate's summary.json")
@@ -131,6 +161,9 @@ def main(argv=None):
     parser.add_argument("--iou", required=True, help="PNG of the per-class IoU bars to write")
     parser.add_argument("--table", help="evaluate's summary.md, written as HTML to --table-html")
     parser.add_argument("--table-html", help="HTML page of the summary to write (with --table)")
+    parser.add_argument("--config", help="the run's configuration (JSON), for --provenance")
+    parser.add_argument("--artifacts", nargs="*", default=[], help="HDF5 artifacts whose provenance --provenance shows")
+    parser.add_argument("--provenance", help="HTML page of the configuration and each artifact's provenance to write")
     args, log, _, _ = start(parser, argv)
     summary = json.loads(Path(args.summary).read_text())
     curves = {}
@@ -146,6 +179,12 @@ def main(argv=None):
         with atomic_path(args.table_html) as tmp:
             Path(tmp).write_text(summary_page(Path(args.table).read_text()), encoding="utf-8")
         log.info("wrote %s", args.table_html)
+    if args.provenance:
+        config = json.loads(args.config) if args.config else {}
+        page = provenance_page(config, [describe(path) for path in args.artifacts])
+        with atomic_path(args.provenance) as tmp:
+            Path(tmp).write_text(page, encoding="utf-8")
+        log.info("wrote %s", args.provenance)
     return 0
 
 
