@@ -13,7 +13,7 @@ sys.path.insert(0, workflow.basedir)
 
 from wsss_steps import __version__ as VERSION
 from wsss_steps.config import ConfigError, validate_config
-from wsss_steps.sweep import point_names, point_settings
+from wsss_steps.sweep import cam_point_names, cam_point_settings, point_names, point_settings
 from wsss_steps.runs import check_run_matches
 
 validate_config(config)  # also fills in the schema's defaults
@@ -133,13 +133,17 @@ COOCCURRENCE_ARG = as_arg(DATASET.get("cooccurrence", []))
 BACKBONE_ARG = as_arg(config["backbone"])
 
 
-def method_arg(section, default="cam"):
-    """A section with only its selected method's block (`<section>.method`, absent = `default`), as one
-    shell word: editing a block of a method that is not selected reruns nothing."""
+def method_section(section, default="cam"):
+    """A section with only its selected method's block (`<section>.method`, absent = `default`)."""
     values = dict(config[section])
     chosen = values.get("method", default)
     blocks = METHOD_BLOCKS.get(section, ())
-    return as_arg({k: v for k, v in values.items() if k not in blocks or k == chosen})
+    return {k: v for k, v in values.items() if k not in blocks or k == chosen}
+
+
+def method_arg(section, default="cam"):
+    """method_section as one shell word: editing a block of a method that is not selected reruns nothing."""
+    return as_arg(method_section(section, default))
 
 
 def eps_saliency(classifier, dataset):

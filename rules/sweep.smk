@@ -1,9 +1,11 @@
-# Sweeps of the random walk (the paper's Fig. 8), not part of `all`: `snakemake sweep_walk` (or the CSV).
-# Each point reruns only the walk, on the run's CAMs and AffinityNet, and is cached as a file of its own.
+# Sweeps of the random walk (the paper's Fig. 8) and of the CAM scales, not part of `all`: `snakemake sweep_walk`,
+# `snakemake sweep_cams` (or their CSVs). Each walk point reruns only the walk, on the run's CAMs and AffinityNet;
+# each CAM point only extract_cams, with the run's classifier; every point is cached as a file of its own.
 
 
 wildcard_constraints:
     point=r"beta[0-9.]+_t[0-9]+|alpha[0-9.]+",
+    cpoint=r"scales[0-9.]+(_[0-9.]+)*",
 
 
 rule sweep_walk_point:
@@ -72,5 +74,76 @@ rule sweep_walk:
         stage_shell(
             "sweep",
             "--dataset {params.dataset} --gather {input.points} --csv {output.csv} --plot {output.plot}",
+            gpu=False,
+        )
+
+
+rule sweep_cams_point:
+    input:
+        split=split_list(TRAIN),
+        classifier=rules.train_classifier.output.weights,
+    output:
+        cams=temp(artifact("sweep/cams/{cpoint}.h5")),
+    log:
+        log_of("sweep_cams_point/{cpoint}"),
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    params:
+        dataset=DATASET_ARG,
+        backbone=BACKBONE_ARG,
+        hyper=lambda wildcards: as_arg(cam_point_settings(wildcards.cpoint, method_section("cams"))),
+        split=TRAIN,
+    shell:
+        stage_shell(
+            "extract_cams",
+            "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
+            " --classifier {input.classifier} --split {params.split} --threads {threads} --out {output.cams}",
+        )
+
+
+rule score_cams_point:
+    input:
+        cams=artifact("sweep/cams/{cpoint}.h5"),
+    output:
+        point=artifact("sweep/cams/{cpoint}.json"),
+    log:
+        log_of("score_cams_point/{cpoint}"),
+    conda:
+        ENV
+    params:
+        dataset=DATASET_ARG,
+        score_split=SCORE,
+        threshold=config["evaluate"]["cam_threshold"],
+        curve=" ".join(str(v) for v in config["evaluate"]["threshold_curve"]),
+    shell:
+        stage_shell(
+            "sweep",
+            "--dataset {params.dataset} --point {wildcards.cpoint} --cams {input.cams} --split {params.score_split}"
+            " --threshold {params.threshold} --curve {params.curve} --out {output.point}",
+            gpu=False,
+        )
+
+
+rule sweep_cams:
+    input:
+        points=expand(artifact("sweep/cams/{cpoint}.json"), cpoint=cam_point_names(config["sweep"])),
+    output:
+        csv=artifact("sweep_cams.csv"),
+        plot=report(artifact("sweep_cams.png"), caption="../report/sweep_cams.rst", category="Sweeps"),
+    log:
+        log_of("sweep_cams"),
+    conda:
+        ENV
+    params:
+        dataset=DATASET_ARG,
+    shell:
+        stage_shell(
+            "sweep",
+            "--dataset {params.dataset} --gather-cams {input.points} --csv {output.csv} --plot {output.plot}",
             gpu=False,
         )

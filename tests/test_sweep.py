@@ -42,3 +42,30 @@ def test_the_sweep_reruns_only_the_walk_per_point_and_a_wider_grid_only_the_new_
     wider = write_config(tmp_path / "s2.yaml", sweep={"beta": [4, 8], "t": [8, 32], "alpha": [16]})
     proc = snakemake(run_copy, "-n", "--cores", "2", "sweep_walk", configfiles=(wider,))
     assert planned_jobs(proc.stdout) == {"sweep_walk_point": 2, "score_sweep_point": 2, "sweep_walk": 1}
+
+
+def test_cam_points_name_the_scale_sets_and_set_only_the_scales():
+    from wsss_steps.sweep import cam_point_names, cam_point_settings
+
+    assert cam_point_names({"cam_scales": [[1.0], [0.5, 1, 1.5, 2.0]]}) == ["scales1", "scales0.5_1_1.5_2"]
+    cams = {"scales": [1.0], "flip": True}
+    assert cam_point_settings("scales0.5_1_1.5_2", cams) == {"scales": [0.5, 1.0, 1.5, 2.0], "flip": True}
+    with pytest.raises(SweepError, match="scales1-2"):
+        cam_point_settings("scales1-2", cams)
+
+
+def test_the_cam_sweep_reruns_only_extract_cams_and_its_own_scales_score_what_evaluate_scored(run_copy, tmp_path):
+    own_scales = [1.0, 0.5]  # tests/tiny_config.yaml's cams.scales
+    sweep = write_config(tmp_path / "c.yaml", sweep={"cam_scales": [own_scales, [1.0]]})
+    proc = snakemake(run_copy, "-n", "--cores", "2", "sweep_cams", configfiles=(sweep,))
+    assert planned_jobs(proc.stdout) == {"sweep_cams_point": 2, "score_cams_point": 2, "sweep_cams": 1}
+    snakemake(run_copy, "--cores", "2", "sweep_cams", configfiles=(sweep,))
+    run = run_copy / "results" / "tiny"
+    rows = list(csv.DictReader((run / "sweep_cams.csv").open()))
+    summary = json.loads((run / "summary.json").read_text())["cam"]
+    fixed = {r["scales"]: float(r["miou"]) for r in rows if r["fixed_threshold"] == "True"}
+    assert fixed["1 0.5"] == pytest.approx(summary["miou"], abs=0.01)  # the run's own scales: evaluate's CAM mIoU
+    assert set(fixed) == {"1 0.5", "1"} and 0 <= fixed["1"] <= 100
+    assert len(rows) == 2 * len(summary["curve"])  # every threshold of the curve, per scale set
+    assert (run / "sweep_cams.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((run / "sweep" / "cams").glob("*.h5"))

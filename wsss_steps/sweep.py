@@ -1,13 +1,22 @@
-"""Sweeps of the random walk (the paper's Fig. 8): score one walked point, or gather the points into a CSV and a plot.
+"""Sweeps of the random walk (the paper's Fig. 8) and of the CAM stage: score one point, or gather the points into a
+CSV and a plot.
 
-A point is a random_walk run with some of its settings changed (rules/sweep.smk runs the unchanged random_walk
+A walk point is a random_walk run with some of its settings changed (rules/sweep.smk runs the unchanged random_walk
 stage for it, reusing the run's CAMs and AffinityNet):
 
     beta<b>_t<t>   beta and t set, the run's other walk settings kept
     alpha<a>       psa's background (background: power) with that alpha, at the run's beta and t
 
+A CAM point is an extract_cams run with other scales (the run's classifier reused), scored at every background
+threshold of evaluate's curve:
+
+    scales<s1>_<s2>...   e.g. scales0.5_1_1.5_2
+
     python -m wsss_steps.sweep --dataset JSON --point beta8_t256 --labels walk.h5 --split train --out point.json
     python -m wsss_steps.sweep --dataset JSON --gather point1.json ... --csv sweep_walk.csv --plot sweep_walk.png
+    python -m wsss_steps.sweep --dataset JSON --point scales1_2 --cams cams.h5 --split train \
+        --threshold 0.2 --curve 0.1 0.2 0.3 --out point.json
+    python -m wsss_steps.sweep --dataset JSON --gather-cams point1.json ... --csv sweep_cams.csv --plot sweep_cams.png
 """
 
 from __future__ import annotations
@@ -24,9 +33,11 @@ from .files import atomic_path
 from .log import progress
 from .metrics import confusion_matrix, score
 from .runtime import base_parser, run_stage, start
+from .scoring import evaluate_cams
 
 STAGE = "sweep"
 POINT = re.compile(r"^(?:beta(?P<beta>[0-9.]+)_t(?P<t>[0-9]+)|alpha(?P<alpha>[0-9.]+))$")
+CAM_POINT = re.compile(r"^scales(?P<scales>[0-9.]+(?:_[0-9.]+)*)$")
 
 
 class SweepError(ValueError):
@@ -48,6 +59,40 @@ def point_names(sweep: dict) -> list[str]:
     number = lambda v: f"{v:g}"  # noqa: E731 - 8.0 and 8 name the same point
     return ([f"beta{number(b)}_t{t}" for b in sweep["beta"] for t in sweep["t"]]
             + [f"alpha{number(a)}" for a in sweep["alpha"]])
+
+
+def cam_point_names(sweep: dict) -> list[str]:
+    """Every CAM point of a ``sweep`` section: one per scale set of cam_scales."""
+    return ["scales" + "_".join(f"{v:g}" for v in scales) for scales in sweep["cam_scales"]]
+
+
+def cam_point_settings(point: str, cams: dict) -> dict:
+    """The extract_cams settings of a CAM point: ``cams`` with its scales set."""
+    match = CAM_POINT.match(point)
+    if match is None:
+        raise SweepError(f"CAM sweep point '{point}': expected scales<s1>_<s2>... (e.g. scales0.5_1_1.5_2).")
+    return {**cams, "scales": [float(v) for v in match["scales"].split("_")]}
+
+
+def plot_cams(rows: list[dict], path) -> None:
+    """CAM mIoU against the background threshold, one line per scale set, the fixed threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for r in rows:
+        ax.plot([p["threshold"] for p in r["curve"]], [p["miou"] for p in r["curve"]], marker="o",
+                label="scales " + ", ".join(f"{v:g}" for v in r["scales"]) + (" + flip" if r["flip"] else ""))
+    if rows:
+        ax.axvline(rows[0]["threshold"], color="0.5", linestyle="--", label=f"fixed threshold {rows[0]['threshold']:g}")
+        ax.legend(fontsize=8)
+    ax.set(title="CAM mIoU against the background threshold", xlabel="background threshold", ylabel="mIoU (%)")
+    ax.grid(alpha=0.3)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
 
 
 def plot(rows: list[dict], path) -> None:
@@ -84,8 +129,37 @@ def main(argv=None):
     parser.add_argument("--gather", nargs="+", help="point files (.json) to gather into --csv and --plot")
     parser.add_argument("--csv", help="CSV to write: one row per point")
     parser.add_argument("--plot", help="PNG to write: mIoU against beta and t, and against alpha")
-    parser.add_argument("--out", help="point file (.json) to write, with --labels")
+    parser.add_argument("--out", help="point file (.json) to write, with --labels or --cams")
+    parser.add_argument("--cams", help="a CAM point's store (.h5) from extract_cams, scored at --threshold and --curve")
+    parser.add_argument("--threshold", type=float, help="the fixed background threshold (evaluate.cam_threshold)")
+    parser.add_argument("--curve", type=float, nargs="*", default=[], help="further thresholds (evaluate.threshold_curve)")
+    parser.add_argument("--gather-cams", nargs="+", help="CAM point files (.json) to gather into --csv and --plot")
     args, log, _, layout = start(parser, argv)
+    if args.gather_cams:
+        rows = sorted((json.loads(open(p).read()) for p in args.gather_cams), key=lambda r: (len(r["scales"]), r["scales"]))
+        with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["point", "scales", "flip", "threshold", "miou", "fixed_threshold"])
+            for r in rows:
+                for p in r["curve"]:
+                    writer.writerow([r["point"], " ".join(f"{v:g}" for v in r["scales"]), r["flip"], p["threshold"],
+                                     p["miou"], p["threshold"] == r["threshold"]])
+        plot_cams(rows, args.plot)
+        best = max(rows, key=lambda r: r["miou"])
+        log.info("wrote %d CAM points to %s and %s; best at the fixed threshold %s at %.2f mIoU", len(rows), args.csv,
+                 args.plot, best["point"], best["miou"])
+        return 0
+    if args.cams:
+        store = open_store(args.cams, "extract_cams", layout)
+        settings = json.loads(store.attrs["params"])
+        ids = layout.scored_ids([i for i in layout.ids(args.split) if i in store]) if args.split else []
+        with store:
+            result = evaluate_cams(layout, store, ids, args.threshold, args.curve)
+        row = {"point": args.point, "kind": "cams", "scales": settings["scales"], "flip": settings["flip"], **result}
+        with atomic_path(args.out) as tmp:
+            open(tmp, "w").write(json.dumps(row, indent=2) + "\n")
+        log.info("%s: CAM %.2f mIoU at %.2f on %d images", args.point, row["miou"], args.threshold, len(ids))
+        return 0
     if args.gather:
         rows = sorted((json.loads(open(p).read()) for p in args.gather), key=lambda r: (r["kind"], r["point"]))
         # per-class IoU as iou_<class>: a class may share a name with a setting ("background")
