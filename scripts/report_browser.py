@@ -34,7 +34,7 @@ def chromium(timeout: float = 300.0, log=print) -> str:
     return debian_packages.which("chromium")
 
 
-def shown_results(report, executable: str, screenshot=None, timeout_ms: int = 20000) -> dict[str, str]:
+def shown_results(report, executable: str, screenshot=None, timeout_ms: int = 120000) -> dict[str, str]:
     """{result path: what the report shows for it} for every result of every category of ``report``; a value
     starting with "NOT SHOWN" names what was missing. ``screenshot``: PNG of the report's first screen."""
     from playwright.sync_api import sync_playwright
@@ -45,7 +45,7 @@ def shown_results(report, executable: str, screenshot=None, timeout_ms: int = 20
         browser = playwright.chromium.launch(executable_path=executable, args=FLAGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(timeout_ms)
+            page.set_default_timeout(timeout_ms)  # a hang guard: a loaded machine may take long to render
             page.goto(url)
             page.wait_for_selector("nav a")
             if screenshot is not None:
