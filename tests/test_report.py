@@ -39,9 +39,9 @@ def test_the_run_has_its_figures_and_the_report_holds_every_figure(run_copy, tmp
 def test_the_report_shows_every_figure_and_the_summary_in_a_headless_browser(run_copy, tmp_path, capsys):
     browser = load_script("report_browser")
     try:
-        browser.chromium(timeout=300, log=lambda line: None)
-    except browser.debian_packages.Unavailable as exc:
-        pytest.skip(f"no headless Chromium: {exc}")
+        browser.chromium(timeout=1800, log=lambda line: None)  # a hang guard for apt-get (34 s here)
+    except browser.debian_packages.Unavailable as exc:  # not root, no apt-get, or no package mirror: says which
+        pytest.skip(f"no headless Chromium to open the report in (Debian's chromium package): {exc}")
     report = tmp_path / "report.html"
     snakemake(run_copy, "--report", str(report))
     # the README's command: python scripts/report_browser.py report.html --screenshot first_screen.png

@@ -20,27 +20,11 @@ import numpy as np
 
 from .artifacts import describe, open_store, read_curve
 from .files import atomic_path
+from .plotting import pyplot, save
 from .runtime import base_parser, run_stage, start
 
 STAGE = "figures"
 ROWS = (("cam", "CAM"), ("rw", "CAM + RW"), ("seg", "segmentation"), ("seg_crf", "segmentation + CRF"))
-
-
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save(fig, path) -> None:
-    """Write ``fig`` as PNG to ``path`` atomically and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    pyplot().close(fig)
 
 
 def smoothed(values, window: int) -> np.ndarray:

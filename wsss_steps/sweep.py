@@ -32,6 +32,7 @@ from .artifacts import open_store, read_array
 from .files import atomic_path
 from .log import progress
 from .metrics import confusion_matrix, score
+from .plotting import pyplot, save
 from .runtime import base_parser, run_stage, start
 from .scoring import evaluate_cams
 
@@ -76,11 +77,7 @@ def cam_point_settings(point: str, cams: dict) -> dict:
 
 def plot_cams(rows: list[dict], path) -> None:
     """CAM mIoU against the background threshold, one line per scale set, the fixed threshold marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     for r in rows:
         ax.plot([p["threshold"] for p in r["curve"]], [p["miou"] for p in r["curve"]], marker="o",
@@ -90,18 +87,12 @@ def plot_cams(rows: list[dict], path) -> None:
         ax.legend(fontsize=8)
     ax.set(title="CAM mIoU against the background threshold", xlabel="background threshold", ylabel="mIoU (%)")
     ax.grid(alpha=0.3)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot(rows: list[dict], path) -> None:
     """Fig. 8 of the paper: mIoU against beta, one line per t; and mIoU against alpha."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     grid = [r for r in rows if r["kind"] == "beta_t"]
     alphas = sorted((r for r in rows if r["kind"] == "alpha"), key=lambda r: r["alpha"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -116,9 +107,7 @@ def plot(rows: list[dict], path) -> None:
     axes[1].set(title="CAM + RW against alpha (background: power)", xlabel="alpha (background power)", ylabel="mIoU (%)")
     for ax in axes:
         ax.grid(alpha=0.3)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save(fig, path)
 
 
 def main(argv=None):
@@ -152,7 +141,8 @@ def main(argv=None):
     if args.cams:
         store = open_store(args.cams, "extract_cams", layout)
         settings = json.loads(store.attrs["params"])
-        ids = layout.scored_ids([i for i in layout.ids(args.split) if i in store]) if args.split else []
+        wanted = set(layout.ids(args.split)) if args.split else None
+        ids = layout.scored_ids([i for i in store if wanted is None or i in wanted])
         with store:
             result = evaluate_cams(layout, store, ids, args.threshold, args.curve)
         row = {"point": args.point, "kind": "cams", "scales": settings["scales"], "flip": settings["flip"], **result}

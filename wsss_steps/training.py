@@ -137,6 +137,7 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     epochs, total = schedule(length, len(loader))
     warmup, max_norm = int(length.get("warmup_steps") or 0), length.get("max_grad_norm")
+    clipped = [p for group in optimizer.param_groups for p in group["params"]] if max_norm is not None else []
     if length.get("steps") is not None:
         log.info("%s: %d steps = %d epochs of %d batches (%d images)", name, total, epochs, len(loader), len(dataset))
     first, step, history = 0, 0, []
@@ -168,8 +169,7 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
             average_gradients(model.parameters())
             if max_norm is not None:
                 scaler.unscale_(optimizer)
-                params = [p for group in optimizer.param_groups for p in group["params"]]
-                terms = {**terms, "grad_norm": torch.nn.utils.clip_grad_norm_(params, max_norm)}
+                terms = {**terms, "grad_norm": torch.nn.utils.clip_grad_norm_(clipped, max_norm)}
             scaler.step(optimizer)
             scaler.update()
             losses.append(loss.item())
