@@ -69,14 +69,13 @@ rule figures:
         ENV
     params:
         dataset=DATASET_ARG,
-        config=as_arg(config),
     shell:
         stage_shell(
             "figures",
             "--dataset {params.dataset} --summary {input.summary} --weights {input.weights}"
             " --curves {output.curves} --threshold-curve {output.threshold} --iou {output.iou}"
             " --table {input.table} --table-html {output.table_html}"
-            " --config {params.config} --artifacts {input.weights} {input.artifacts} --provenance {output.provenance}",
+            " --artifacts {input.weights} {input.artifacts} --provenance {output.provenance}",
             gpu=False,
         )
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import load_script, snakemake
-from wsss_steps.figures import smoothed, summary_page
+from wsss_steps.figures import smoothed, stage_settings, summary_page
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("training_curves.png", "cam_threshold_curve.png", "iou_per_class.png")
@@ -16,6 +16,16 @@ FIGURES = ("training_curves.png", "cam_threshold_curve.png", "iou_per_class.png"
 def test_the_running_mean_averages_the_last_window_steps():
     assert smoothed([1, 3, 5, 7], 2).tolist() == [1.0, 2.0, 4.0, 6.0]
     assert smoothed([2, 4], 1).tolist() == [2.0, 4.0]
+
+
+def test_the_settings_section_is_the_dataset_then_each_stage_once_in_run_order():
+    records = [{"path": "a.h5", "stage": "train_classifier", "params": {"lr": 0.1}},
+               {"path": "b.h5", "stage": "extract_cams", "params": {"scales": [1.0]}},
+               {"path": "c.h5", "stage": "train_classifier", "params": {"lr": 0.5}},
+               {"path": "d.h5"}]
+    settings = stage_settings({"root": "data"}, records)
+    assert list(settings) == ["dataset", "train_classifier", "extract_cams", "d.h5"]
+    assert settings["train_classifier"] == {"lr": 0.1} and settings["d.h5"] == {}
 
 
 def test_the_run_has_its_figures_and_the_report_holds_every_figure(run_copy, tmp_path):
@@ -29,7 +39,7 @@ def test_the_run_has_its_figures_and_the_report_holds_every_figure(run_copy, tmp
     for name in (*FIGURES, "examples.png", "summary.html", "provenance.html"):
         assert name in html, f"{name} is not in the report"
     provenance = (run / "provenance.html").read_text()
-    assert "run_name: tiny" in provenance
+    assert "extract_cams:" in provenance and "scales:" in provenance, "the stages' settings are not on the page"
     for stage in ("train_classifier", "extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
                   "train_segmentation"):
         assert f"<td>{stage}</td>" in provenance, f"{stage}'s provenance is not on the page"

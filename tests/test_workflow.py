@@ -54,6 +54,15 @@ def test_second_invocation_does_nothing(tiny_run):
     assert "Nothing to be done" in proc.stdout, proc.stdout[-2000:]
 
 
+def test_changing_a_sweep_list_or_the_report_reruns_nothing(tiny_run, tmp_path):
+    # Regression: the figures rule took the whole config as a param, so any key (a sweep's list, an unselected
+    # method's block) reran it and the run was never up to date.
+    workdir, _ = tiny_run
+    changed = write_config(tmp_path / "sweep.yaml", sweep={"beta": [3, 5], "cam_scales": [[1.0, 2.0]]})
+    proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(changed,))
+    assert "Nothing to be done" in proc.stdout, proc.stdout[-2000:]
+
+
 def test_changing_beta_reruns_random_walk_and_what_follows(tiny_run, tmp_path):
     workdir, _ = tiny_run
     changed = write_config(tmp_path / "beta.yaml", random_walk={"beta": 6})

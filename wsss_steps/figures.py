@@ -3,7 +3,7 @@
     python -m wsss_steps.figures --dataset JSON --summary summary.json --weights W1.h5 [W2.h5 ...] \
         --curves training_curves.png --threshold-curve cam_threshold_curve.png --iou iou_per_class.png \
         [--table summary.md --table-html summary.html] \
-        [--config JSON --artifacts A1.h5 ... --provenance provenance.html]
+        [--artifacts A1.h5 ... --provenance provenance.html]
 
 Reads only finished artifacts (the weights files' ``training_curve`` groups and evaluate's summary.json and
 summary.md) and writes PNGs with matplotlib, and the summary as an HTML page (Snakemake's report shows HTML and
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import describe, open_store, read_curve
+from .config import load_params
 from .files import atomic_path
 from .plotting import pyplot, save
 from .runtime import base_parser, run_stage, start
@@ -107,8 +108,16 @@ def summary_page(markdown_text: str) -> str:
             f"</head><body>\n{body}\n</body></html>\n")
 
 
-def provenance_page(config: dict, artifacts: list[dict]) -> str:
-    """An HTML page of the run's configuration (YAML) and of each artifact's provenance (``describe``'s records:
+def stage_settings(dataset: dict, artifacts: list[dict]) -> dict:
+    """The run's settings as its artifacts recorded them: the dataset, then each stage's settings in run order."""
+    settings = {"dataset": dataset}
+    for record in artifacts:
+        settings.setdefault(str(record.get("stage", record["path"])), record.get("params", {}))
+    return settings
+
+
+def provenance_page(settings: dict, artifacts: list[dict]) -> str:
+    """An HTML page of the run's settings (YAML) and of each artifact's provenance (``describe``'s records:
     stage, settings, seed, package version, input checksums)."""
     import html
 
@@ -118,9 +127,10 @@ def provenance_page(config: dict, artifacts: list[dict]) -> str:
         return f"<pre>{html.escape(json.dumps(value, indent=2, sort_keys=True, default=str))}</pre>"
 
     parts = ["<h1>Configuration and provenance</h1>",
-             "<h2>Configuration</h2><p>The run's settings after the preset, dataset and command-line files were "
-             "merged and the schema's defaults filled in.</p>",
-             f"<pre>{html.escape(yaml.safe_dump(config, sort_keys=False, default_flow_style=None))}</pre>",
+             "<h2>Configuration</h2><p>The settings each stage of this run used, as recorded in its artifacts "
+             "(the dataset's, then one section per stage). Config keys no stage reads, such as the sweeps' lists, "
+             "are not part of the run and are not shown.</p>",
+             f"<pre>{html.escape(yaml.safe_dump(settings, sort_keys=False, default_flow_style=None))}</pre>",
              "<h2>Artifacts</h2><p>What made each artifact, from its HDF5 attributes "
              "(<code>python -m wsss_steps.inspect_artifact FILE</code> prints the same).</p>"]
     for record in artifacts:
@@ -145,7 +155,6 @@ def main(argv=None):
     parser.add_argument("--iou", required=True, help="PNG of the per-class IoU bars to write")
     parser.add_argument("--table", help="evaluate's summary.md, written as HTML to --table-html")
     parser.add_argument("--table-html", help="HTML page of the summary to write (with --table)")
-    parser.add_argument("--config", help="the run's configuration (JSON), for --provenance")
     parser.add_argument("--artifacts", nargs="*", default=[], help="HDF5 artifacts whose provenance --provenance shows")
     parser.add_argument("--provenance", help="HTML page of the configuration and each artifact's provenance to write")
     args, log, _, _ = start(parser, argv)
@@ -164,8 +173,8 @@ def main(argv=None):
             Path(tmp).write_text(summary_page(Path(args.table).read_text()), encoding="utf-8")
         log.info("wrote %s", args.table_html)
     if args.provenance:
-        config = json.loads(args.config) if args.config else {}
-        page = provenance_page(config, [describe(path) for path in args.artifacts])
+        records = [describe(path) for path in args.artifacts]
+        page = provenance_page(stage_settings(load_params(args.dataset), records), records)
         with atomic_path(args.provenance) as tmp:
             Path(tmp).write_text(page, encoding="utf-8")
         log.info("wrote %s", args.provenance)
