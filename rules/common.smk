@@ -19,6 +19,7 @@ from wsss_steps.runs import check_run_matches
 validate_config(config)  # also fills in the schema's defaults
 
 RUN = config["run_name"]
+COMPARE_RUN = f"{RUN}-compare"  # the folder of `python -m wsss_steps.compare`'s table
 DATASET = config["dataset"]
 TRAIN = DATASET["train_split"]
 VAL = DATASET["val_split"]

@@ -80,6 +80,38 @@ rule figures:
         )
 
 
+# Not part of `all`: after `python -m wsss_steps.compare` (which runs it), `snakemake --report report.html
+# comparison` with the config files the comparison ran with puts its table and bars into the report.
+rule comparison:
+    input:
+        comparison=artifact("comparison.json", run=COMPARE_RUN),
+        table=artifact("comparison.md", run=COMPARE_RUN),
+    output:
+        figure=report(
+            artifact("comparison.png", run=COMPARE_RUN),
+            caption="../report/comparison.rst",
+            category="4. Method comparison",
+        ),
+        page=report(
+            artifact("comparison.html", run=COMPARE_RUN),
+            caption="../report/comparison.rst",
+            category="4. Method comparison",
+        ),
+    log:
+        log_of("comparison", run=COMPARE_RUN),
+    conda:
+        ENV
+    params:
+        dataset=DATASET_ARG,
+    shell:
+        stage_shell(
+            "comparison_figures",
+            "--dataset {params.dataset} --comparison {input.comparison} --table {input.table}"
+            " --figure {output.figure} --page {output.page}",
+            gpu=False,
+        )
+
+
 # Not part of `all`: `snakemake diagnose` (or the file) when CAM+RW does not beat CAM. Scores the
 # learned affinities against the masks and runs the walk with them and with an oracle affinity.
 rule diagnose:

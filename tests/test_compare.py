@@ -48,3 +48,22 @@ def test_two_methods_run_side_by_side_and_the_second_reuses_the_classifier(tmp_p
     table = (folder / "comparison.md").read_text()
     assert "| cam |" in table and "| gradcam |" in table and "boat/water" in table and "reused" in table
     assert os.path.getsize(folder / "compare.log") > 0
+    # the comparison in Snakemake's report: the workflow's comparison rule drew the bars and the table's page
+    assert (folder / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<td>gradcam</td>" in (folder / "comparison.html").read_text()
+    report = (folder / "report.html").read_text(errors="replace")
+    assert "comparison.png" in report and "comparison.html" in report and "Method comparison" in report
+
+
+def test_the_comparison_bars_are_each_methods_miou_and_a_failed_method_has_none():
+    from wsss_steps.comparison_figures import bar_heights, comparison_figure
+
+    methods = [{"method": "cam", "cam": 50.0, "rw": 55.5, "seg": 60.0, "seg_crf": None},
+               {"method": "eps"},  # failed: no figures
+               {"method": "gradcam", "cam": 45.0, "rw": 47.0, "seg": 52.0, "seg_crf": None}]
+    heights = bar_heights(methods)
+    assert list(heights) == ["cam", "rw", "seg"]  # no method has a CRF row
+    assert heights["rw"][0] == 55.5 and heights["cam"][2] == 45.0
+    assert all(value != value for value in (heights["cam"][1], heights["seg"][1]))  # NaN for the failed one
+    fig = comparison_figure({"dataset": "tiny", "methods": methods})
+    assert len(fig.axes[0].patches) == 3 * 3

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import load_script, snakemake
-from wsss_steps.figures import smoothed, stage_settings, summary_page
+from wsss_steps.figures import smoothed, stage_settings
+from wsss_steps.pages import markdown_page
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("training_curves.png", "cam_threshold_curve.png", "iou_per_class.png")
@@ -67,8 +68,8 @@ def test_the_report_shows_every_figure_and_the_summary_in_a_headless_browser(run
     assert (tmp_path / "first_screen.png").read_bytes()[:8] == PNG
 
 
-def test_the_summary_page_renders_the_markdown_tables():
-    page = summary_page("# run on data\n\n| method | mIoU |\n|---|---|\n| CAM | **57.2** |\n\n## Health\n\nAll passed.\n")
+def test_the_markdown_page_renders_the_markdown_tables():
+    page = markdown_page("# run on data\n\n| method | mIoU |\n|---|---|\n| CAM | **57.2** |\n\n## Health\n\nAll passed.\n")
     assert "<title>run on data</title>" in page
     assert "<td>CAM</td>" in page and "<strong>57.2</strong>" in page and "<h2>Health</h2>" in page
 

@@ -10,7 +10,9 @@ settings it does not change (Grad-CAM, which only changes how CAMs are read, reu
 and only when the run does not have them yet. Nothing is ever overwritten. A method that fails is reported as
 failed in the table; the others still run. Written: ``comparison.md`` and ``comparison.json`` in
 ``results/<run_name>-compare/`` with, per method, CAM, CAM+RW and segmentation mIoU, CAM IoU per class, the
-confusion ratios the dataset declares, the health warnings and the wall time of each stage.
+confusion ratios the dataset declares, the health warnings and the wall time of each stage; then the
+workflow's ``comparison`` rule draws the mIoU bars (``comparison.png``) and writes the table as HTML, and
+Snakemake's report of them is ``report.html`` there.
 """
 
 from __future__ import annotations
@@ -219,7 +221,23 @@ def main(argv=None) -> int:
                                                         "classes": classes, "methods": rows}, indent=2) + "\n")
     (folder / "comparison.md").write_text(markdown(rows, classes, base_config["dataset"].get("name", "")))
     log.info("wrote %s", folder / "comparison.md")
-    return 0 if all(row["ok"] for row in rows) else 1
+    report_ok = comparison_report(args, workdir, folder, log)
+    return 0 if all(row["ok"] for row in rows) and report_ok else 1
+
+
+def comparison_report(args, workdir: Path, folder: Path, log) -> bool:
+    """The workflow's ``comparison`` rule (mIoU bars and the table as HTML) and Snakemake's report of it,
+    ``report.html`` in the comparison's folder; False (and logged) if either fails."""
+    base = [sys.executable, "-m", "snakemake", "-s", args.snakefile, "-d", str(workdir), "--configfile",
+            *[str(Path(p).resolve()) for p in args.configfile]]
+    report = folder / "report.html"
+    for cmd in ([*base, "--cores", "1", *args.snakemake_args, "comparison"], [*base, "--report", str(report), "comparison"]):
+        with open(folder / "report.snakemake.log", "a") as out:
+            if subprocess.run(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT).returncode:
+                log.error("the comparison's report failed; see %s", folder / "report.snakemake.log")
+                return False
+    log.info("wrote %s", report)
+    return True
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import numpy as np
 from .artifacts import describe, open_store, read_curve
 from .config import load_params
 from .files import atomic_path
+from .pages import PAGE_STYLE, markdown_page
 from .plotting import pyplot, save
 from .runtime import base_parser, run_stage, start
 
@@ -91,23 +92,6 @@ def iou_figure(summary: dict):
     return fig
 
 
-PAGE_STYLE = ("body{font-family:sans-serif;margin:1em;color:#222} table{border-collapse:collapse;margin:0.5em 0}"
-              " th,td{border:1px solid #bbb;padding:2px 8px;text-align:right} th:first-child,td:first-child"
-              "{text-align:left} code{background:#eee}")
-
-
-def summary_page(markdown_text: str) -> str:
-    """The Markdown summary as a standalone HTML page (Python-Markdown with its tables extension)."""
-    import html
-
-    import markdown
-
-    body = markdown.markdown(markdown_text, extensions=["tables"])
-    title = html.escape(markdown_text.splitlines()[0].lstrip("# ").strip() if markdown_text.strip() else "summary")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>{PAGE_STYLE}</style>"
-            f"</head><body>\n{body}\n</body></html>\n")
-
-
 def stage_settings(dataset: dict, artifacts: list[dict]) -> dict:
     """The run's settings as its artifacts recorded them: the dataset, then each stage's settings in run order."""
     settings = {"dataset": dataset}
@@ -170,7 +154,7 @@ def main(argv=None):
     log.info("wrote %s, %s and %s", args.curves, args.threshold_curve, args.iou)
     if args.table and args.table_html:
         with atomic_path(args.table_html) as tmp:
-            Path(tmp).write_text(summary_page(Path(args.table).read_text()), encoding="utf-8")
+            Path(tmp).write_text(markdown_page(Path(args.table).read_text()), encoding="utf-8")
         log.info("wrote %s", args.table_html)
     if args.provenance:
         records = [describe(path) for path in args.artifacts]
