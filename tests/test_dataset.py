@@ -41,6 +41,9 @@ def test_generated_tree_reads_as_voc(tmp_path):
     table = layout.label_table("train")
     counts = [len(v) for v in table.values()]
     assert 0 in counts and max(counts) >= 2  # empty images and multi-object images both occur
+    # the labels come from VOC-style annotations (cheap at VOC scale) and name exactly the mask's classes
+    assert layout.label_source() == "annotations"
+    assert table == {i: layout.labels_from_mask(i) for i in ids}
     for image_id in ids[:5]:
         assert layout.image(image_id).shape == (64, 64, 3)
         mask = layout.mask(image_id)

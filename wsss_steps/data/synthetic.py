@@ -12,10 +12,12 @@ What makes WSSS hard is built in on purpose:
   without it: a co-occurring background pattern;
 - a noisy saliency map per image in ``SaliencyMaps/`` for saliency-guided methods;
 - the water band's background pixels as a context mask in ``ContextMasks/water/``, so the
-  boat/water confusion ratio (EPS) is measured.
+  boat/water confusion ratio (EPS) is measured;
+- a VOC annotation per image in ``Annotations/`` naming its classes, so image-level labels are read as from
+  VOC's XML, not from the masks (cheap at VOC scale).
 
 Output: ``JPEGImages/*.jpg``, ``SegmentationClass/*.png`` (VOC palette, 255 on object
-borders), ``SaliencyMaps/*.png``, ``ContextMasks/water/*.png`` (255 = water),
+borders), ``SaliencyMaps/*.png``, ``ContextMasks/water/*.png`` (255 = water), ``Annotations/*.xml``,
 ``ImageSets/Segmentation/{train,val,trainval}.txt``.
 Same seed and settings -> byte-identical files.
 """
@@ -27,6 +29,7 @@ import json
 import multiprocessing
 import shutil
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -226,11 +229,20 @@ def remove_generated(root, marker: str = MARKER):
     root.rmdir()
 
 
+def annotation_xml(image_id: str, names) -> str:
+    """A minimal VOC annotation: the image's file name and one ``<object><name>`` per class in it."""
+    objects = "".join(f"<object><name>{escape(name)}</name></object>" for name in names)
+    return f"<annotation><filename>{image_id}.jpg</filename>{objects}</annotation>\n"
+
+
 def _write_sample(item):
-    """Make image number ``number`` of the set and write its four files (image, mask, saliency, context)."""
-    tmp_root, image_id, seed, number, image_size, num_classes = item
+    """Make image number ``number`` of the set and write its five files (image, mask, saliency, context,
+    annotation)."""
+    tmp_root, image_id, seed, number, image_size, classes = item
     rng = np.random.default_rng([seed, number])
-    rgb, mask, sal, water = make_image(rng, image_size, num_classes)
+    rgb, mask, sal, water = make_image(rng, image_size, len(classes))
+    present = [classes[int(c)] for c in np.unique(mask) if 0 < c < len(classes)]
+    (tmp_root / "Annotations" / f"{image_id}.xml").write_text(annotation_xml(image_id, present))
     Image.fromarray(rgb).save(tmp_root / "JPEGImages" / f"{image_id}.jpg", quality=95)
     save_label_png(tmp_root / "SegmentationClass" / f"{image_id}.png", mask)
     Image.fromarray(sal, mode="L").save(tmp_root / "SaliencyMaps" / f"{image_id}.png")
@@ -249,12 +261,13 @@ def generate(root, classes, image_size: int, train_images: int, val_images: int,
     tmp_root.mkdir(parents=True)
     (tmp_root / MARKER).write_text("written by python -m wsss_steps.make_dataset; the generator may replace this "
                                    "folder\n")
-    for sub in ("JPEGImages", "SegmentationClass", "SaliencyMaps", "ContextMasks/water", "ImageSets/Segmentation"):
+    for sub in ("JPEGImages", "SegmentationClass", "SaliencyMaps", "ContextMasks/water", "Annotations",
+                "ImageSets/Segmentation"):
         (tmp_root / sub).mkdir(parents=True)
     splits = {train_split: [f"train_{i:05d}" for i in range(train_images)],
               val_split: [f"val_{i:05d}" for i in range(val_images)]}
     all_ids = splits[train_split] + splits[val_split]
-    work = [(tmp_root, image_id, seed, number, image_size, len(classes)) for number, image_id in enumerate(all_ids)]
+    work = [(tmp_root, image_id, seed, number, image_size, tuple(classes)) for number, image_id in enumerate(all_ids)]
     if jobs > 1:  # each image depends only on (seed, number): the same files whatever the number of processes
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
             for _ in progress(pool.imap_unordered(_write_sample, work, chunksize=16), total=len(work), desc="images"):
