@@ -18,7 +18,7 @@ from wsss_steps.nets.classifier import CAMNet
 from wsss_steps.runtime import DeviceError, resolve_device
 
 STAGES = ["make_dataset", "train_classifier", "extract_cams", "make_affinity_labels", "train_affinity",
-          "random_walk", "train_segmentation", "evaluate", "diagnose"]
+          "random_walk", "train_segmentation", "evaluate", "diagnose", "figures", "comparison_figures", "sweep"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
