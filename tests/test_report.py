@@ -19,13 +19,14 @@ def test_the_running_mean_averages_the_last_window_steps():
     assert smoothed([2, 4], 1).tolist() == [2.0, 4.0]
 
 
-def test_the_settings_section_is_the_dataset_then_each_stage_once_in_run_order():
-    records = [{"path": "a.h5", "stage": "train_classifier", "params": {"lr": 0.1}},
-               {"path": "b.h5", "stage": "extract_cams", "params": {"scales": [1.0]}},
-               {"path": "c.h5", "stage": "train_classifier", "params": {"lr": 0.5}},
+def test_the_settings_section_is_the_dataset_then_each_stage_once_in_the_order_made():
+    records = [{"path": "e.h5", "stage": "train_affinity", "created": "2026-12-03T10:00:00Z", "params": {}},
+               {"path": "a.h5", "stage": "train_classifier", "created": "2026-12-03T08:00:00Z", "params": {"lr": 0.1}},
+               {"path": "b.h5", "stage": "extract_cams", "created": "2026-12-03T09:00:00Z", "params": {"scales": [1.0]}},
+               {"path": "c.h5", "stage": "train_classifier", "created": "2026-12-03T11:00:00Z", "params": {"lr": 0.5}},
                {"path": "d.h5"}]
     settings = stage_settings({"root": "data"}, records)
-    assert list(settings) == ["dataset", "train_classifier", "extract_cams", "d.h5"]
+    assert list(settings) == ["dataset", "train_classifier", "extract_cams", "train_affinity", "d.h5"]
     assert settings["train_classifier"] == {"lr": 0.1} and settings["d.h5"] == {}
 
 

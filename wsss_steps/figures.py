@@ -93,9 +93,9 @@ def iou_figure(summary: dict):
 
 
 def stage_settings(dataset: dict, artifacts: list[dict]) -> dict:
-    """The run's settings as its artifacts recorded them: the dataset, then each stage's settings in run order."""
+    """The run's settings as its artifacts recorded them: the dataset, then each stage's settings in the order made."""
     settings = {"dataset": dataset}
-    for record in artifacts:
+    for record in sorted(artifacts, key=lambda r: str(r.get("created") or "~")):  # ISO times sort as written
         settings.setdefault(str(record.get("stage", record["path"])), record.get("params", {}))
     return settings
 
