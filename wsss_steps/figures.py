@@ -92,10 +92,15 @@ def iou_figure(summary: dict):
     return fig
 
 
+def made_order(record: dict) -> str:
+    """Sort key of a ``describe`` record: its creation time (ISO times sort as written); undated ones last."""
+    return str(record.get("created") or "~")
+
+
 def stage_settings(dataset: dict, artifacts: list[dict]) -> dict:
     """The run's settings as its artifacts recorded them: the dataset, then each stage's settings in the order made."""
     settings = {"dataset": dataset}
-    for record in sorted(artifacts, key=lambda r: str(r.get("created") or "~")):  # ISO times sort as written
+    for record in sorted(artifacts, key=made_order):
         settings.setdefault(str(record.get("stage", record["path"])), record.get("params", {}))
     return settings
 
@@ -157,7 +162,7 @@ def main(argv=None):
             Path(tmp).write_text(markdown_page(Path(args.table).read_text()), encoding="utf-8")
         log.info("wrote %s", args.table_html)
     if args.provenance:
-        records = [describe(path) for path in args.artifacts]
+        records = sorted((describe(path) for path in args.artifacts), key=made_order)
         page = provenance_page(stage_settings(load_params(args.dataset), records), records)
         with atomic_path(args.provenance) as tmp:
             Path(tmp).write_text(page, encoding="utf-8")
