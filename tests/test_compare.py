@@ -8,7 +8,7 @@ import sys
 import yaml
 
 from conftest import REPO, TINY
-from wsss_steps.compare import METHODS, merged, reusable_stages
+from wsss_steps.compare import METHODS, best_source, link_artifacts, merged, method_row, round_artifacts, reusable_stages
 from wsss_steps.config import validate_config
 
 
@@ -24,6 +24,41 @@ def test_a_method_reuses_exactly_the_stages_before_the_first_section_it_changes(
     assert reusable_stages(configs["cam"], configs["psl"]) == reusable_stages(configs["cam"], configs["sec"])
     assert len(reusable_stages(configs["cam"], configs["cam"])) == 7
     assert merged({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
+
+
+def test_a_method_reuses_the_earlier_run_it_shares_most_with_and_its_adversarial_erasing_rounds(tmp_path):
+    base = yaml.safe_load(TINY.read_text())
+    configs = {m: validate_config(merged(base, METHODS[m])) for m in ("cam", "sec", "ae_round2", "ae_round3", "ae_psl")}
+    runs = [(configs[m], tmp_path / m) for m in ("cam", "sec", "ae_round2", "ae_round3")]
+    # ae_psl: AE-PSL's three rounds, affinity labels, AffinityNet and walk are ae_round3's; only segmentation differs
+    source, stages, rounds = best_source(runs, configs["ae_psl"])
+    assert source[1].name == "ae_round3" and stages[-1] == "random_walk" and rounds == 3
+    # ae_round3: the union after 3 rounds changes the affinity labels, but rounds 1 and 2 are ae_round2's
+    source, stages, rounds = best_source(runs[:3], configs["ae_round3"])
+    assert source[1].name == "ae_round2" and stages == ["train_classifier", "extract_cams"] and rounds == 2
+    # the first run wins a tie (PSL shares everything up to the walk with cam and with sec); no erasing, no rounds
+    source, stages, rounds = best_source(runs[:3], validate_config(merged(base, METHODS["psl"])))
+    assert source[1].name == "cam" and stages[-1] == "random_walk" and rounds == 0
+    # another erasing threshold mines other regions: nothing of a round is reused
+    other = validate_config(merged(base, {"adversarial_erasing": {"rounds": 3, "delta": 0.7}}))
+    assert best_source(runs, other)[2] == 0
+    assert best_source([], configs["cam"]) == (None, [], 0)
+    # the rounds' files are linked, round 1 having only its regions, and the row says which rounds were reused
+    source = tmp_path / "ae_round2" / "adversarial_erasing"
+    source.mkdir(parents=True)
+    for name in ("regions_round1.h5", "classifier_round2.h5", "cams_round2.h5", "regions_round2.h5"):
+        (source / name).write_bytes(name.encode())
+    linked = link_artifacts(tmp_path / "ae_round2", tmp_path / "ae_round3", round_artifacts(2))
+    assert sorted(linked) == sorted(f"adversarial_erasing/{n}" for n in ("regions_round1.h5", "classifier_round2.h5",
+                                                                          "cams_round2.h5", "regions_round2.h5"))
+    assert (tmp_path / "ae_round3" / "adversarial_erasing" / "cams_round2.h5").read_bytes() == b"cams_round2.h5"
+    row = method_row("ae_round3", tmp_path / "ae_round3", ["train_classifier", "extract_cams"], 1, [1, 2])
+    assert row["reused_rounds"] == [1, 2] and row["seconds"]["adversarial_erasing"] == "reused"
+    logs = tmp_path / "ae_round3" / "logs"
+    logs.mkdir()
+    (logs / "ae_train_classifier_round3.log").write_text("... stage took 30.5 s, peak memory 1 MiB\n")
+    (logs / "mine_regions_round3.log").write_text("... stage took 1.5 s, peak memory 1 MiB\n")
+    assert method_row("ae_round3", tmp_path / "ae_round3", [], 1, [1, 2])["seconds"]["adversarial_erasing"] == 32.0
 
 
 def test_two_methods_run_side_by_side_and_the_second_reuses_the_classifier(tmp_path):

@@ -5,9 +5,11 @@
 
 Each method runs as its own Snakemake run, ``results/<run_name>-<method>/``, from the given config files plus
 the method's settings (METHODS; written to ``results/<run_name>-compare/configs/<method>.yaml``). The first
-method is the baseline: a later method reuses, as hard links, the baseline's artifacts of every stage whose
-settings it does not change (Grad-CAM, which only changes how CAMs are read, reuses the trained classifier),
-and only when the run does not have them yet. Nothing is ever overwritten. A method that fails is reported as
+method is the baseline: a later method reuses, as hard links, the artifacts of every stage whose settings it
+does not change, from the earlier run that shares the most stages with it (Grad-CAM, which only changes how CAMs
+are read, reuses the baseline's trained classifier; ``ae_psl`` everything up to the walk of ``ae_round3``), and
+the adversarial-erasing rounds an earlier run already made with the same settings (``ae_round3`` reuses rounds 1
+and 2 of ``ae_round2``), and only when the run does not have them yet. Nothing is ever overwritten. A method that fails is reported as
 failed in the table; the others still run. Written: ``comparison.md`` and ``comparison.json`` in
 ``results/<run_name>-compare/`` with, per method, CAM, CAM+RW and segmentation mIoU, CAM IoU per class, the
 confusion ratios the dataset declares, the health warnings and the wall time of each stage; then the
@@ -60,6 +62,10 @@ STAGES = [
     ("evaluate", ("evaluate",), ["summary.json", "summary.md", "examples.png"]),
 ]
 STAGE_TIME = re.compile(r"stage took ([0-9.]+) s")
+# An adversarial-erasing round's artifacts (``adversarial_erasing/<name>_round<r>.h5``; round 1 has only regions)
+# and the sections every round reads besides ``adversarial_erasing`` (whose ``rounds`` no round reads).
+AE_ROUND_FILES = ("classifier", "cams", "regions")
+AE_ROUND_SECTIONS = ("seed", "dataset", "backbone", "classifier", "cams")
 
 
 def merged(base: dict, overlay: dict) -> dict:
@@ -78,6 +84,32 @@ def reusable_stages(baseline: dict, variant: dict) -> list[str]:
             break
         stages.append(stage)
     return stages
+
+
+def reusable_rounds(source: dict, variant: dict) -> int:
+    """How many adversarial-erasing rounds of ``source`` the variant may reuse: the smaller ``rounds`` of the two
+    where both erase and every setting a round reads agrees (``rounds`` aside), else 0."""
+    a, b = source.get("adversarial_erasing"), variant.get("adversarial_erasing")
+    if not a or not b or any(source.get(s) != variant.get(s) for s in AE_ROUND_SECTIONS):
+        return 0
+    if {k: v for k, v in a.items() if k != "rounds"} != {k: v for k, v in b.items() if k != "rounds"}:
+        return 0
+    return min(a["rounds"], b["rounds"])
+
+
+def round_artifacts(rounds: int) -> list[str]:
+    """The artifact names of adversarial-erasing rounds 1..rounds."""
+    return [f"adversarial_erasing/{name}_round{r}.h5" for r in range(1, rounds + 1) for name in AE_ROUND_FILES]
+
+
+def best_source(runs: list[tuple[dict, Path]], variant: dict) -> tuple[tuple[dict, Path] | None, list[str], int]:
+    """The earlier run (config, folder) a variant reuses most from, its reusable stages and rounds; the first on ties."""
+    best, stages, rounds = None, [], 0
+    for run in runs:
+        s, r = reusable_stages(run[0], variant), reusable_rounds(run[0], variant)
+        if best is None or (len(s), r) > (len(stages), rounds):
+            best, stages, rounds = run, s, r
+    return best, stages, rounds
 
 
 def link_artifacts(source: Path, target: Path, names) -> list[str]:
@@ -107,11 +139,18 @@ def stage_seconds(log: Path) -> float | None:
     return float(times[-1]) if times else None
 
 
-def method_row(name: str, run_dir: Path, reused: list[str], returncode: int) -> dict:
-    """One method's figures from its run's summary.json and logs."""
-    row = {"method": name, "run": run_dir.name, "ok": returncode == 0, "reused": reused, "seconds": {}}
+def method_row(name: str, run_dir: Path, reused: list[str], returncode: int, reused_rounds=()) -> dict:
+    """One method's figures from its run's summary.json and logs (the adversarial-erasing rounds' jobs, where it
+    ran any, as one more stage: their times summed, ``reused`` where every round was linked)."""
+    row = {"method": name, "run": run_dir.name, "ok": returncode == 0, "reused": reused,
+           "reused_rounds": list(reused_rounds), "seconds": {}}
     for stage, _, _ in STAGES:
         row["seconds"][stage] = "reused" if stage in reused else stage_seconds(run_dir / "logs" / f"{stage}.log")
+    rounds = sorted((run_dir / "adversarial_erasing").glob("regions_round*.h5"))
+    if rounds:
+        times = [stage_seconds(log) for log in (run_dir / "logs").glob("*_round*.log")]
+        ran = [t for t in times if t is not None]
+        row["seconds"]["adversarial_erasing"] = sum(ran) if ran else ("reused" if reused_rounds else None)
     summary_path = run_dir / "summary.json"
     if returncode == 0 and summary_path.is_file():
         summary = json.loads(summary_path.read_text())
@@ -151,11 +190,16 @@ def markdown(rows: list[dict], classes, dataset: str) -> str:
                 cells = [" / ".join("-" if ratios[k].get(s) is None else f"{ratios[k][s]:.3f}" for s in ("cam", "rw", "seg"))
                          if k in ratios else "-" for k in dict.fromkeys(pairs)]
                 out.append(f"| {row['method']} | " + " | ".join(cells) + " |")
-    out += ["", "Wall time per stage (s; reused = linked from the first method's run):", "",
-            "| method | " + " | ".join(s for s, _, _ in STAGES) + " |", "|---|" + "---|" * len(STAGES)]
+    columns = [s for s, _, _ in STAGES]
+    if any("adversarial_erasing" in row["seconds"] for row in rows):
+        columns.insert(2, "adversarial_erasing")  # the rounds run between the CAMs and the affinity labels
+    out += ["", "Wall time per stage (s; reused = linked from an earlier method's run; adversarial_erasing: its "
+            "rounds' jobs that ran, summed):", "",
+            "| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for row in rows:
+        values = [row["seconds"].get(c) for c in columns]
         out.append(f"| {row['method']} | " + " | ".join(
-            v if isinstance(v, str) else ("-" if v is None else f"{v:.0f}") for v in row["seconds"].values()) + " |")
+            v if isinstance(v, str) else ("-" if v is None else f"{v:.0f}") for v in values) + " |")
     warned = [(row["method"], w) for row in rows for w in row.get("warnings", [])]
     out += ["", "Health: " + ("every check passed for every method." if not warned else
                               f"{len(warned)} warning(s):"), ""]
@@ -189,22 +233,24 @@ def main(argv=None) -> int:
     (folder / "configs").mkdir(parents=True, exist_ok=True)
     log = setup_logging(folder / "compare.log")
     train = base_config["dataset"]["train_split"]
-    rows, baseline = [], None
+    rows, finished = [], []  # finished: (config, run folder) of every method that ran, the baseline first
     for method in dict.fromkeys(args.methods):
         overlay = merged(METHODS[method], {"run_name": f"{name}-{method}"})
         config = validate_config(merged(base, overlay))
         overlay_file = folder / "configs" / f"{method}.yaml"
         overlay_file.write_text(yaml.safe_dump(overlay, sort_keys=True))
         run_dir = workdir / "results" / config["run_name"]
-        reused = []
-        if baseline is not None:
-            stages = reusable_stages(baseline[0], config)
+        reused, reused_rounds = [], []
+        source, stages, rounds = best_source(finished, config)
+        if source is not None:
             names = [n.format(train=train) for stage, _, files in STAGES if stage in stages for n in files]
-            linked = link_artifacts(baseline[1], run_dir, names)
+            linked = link_artifacts(source[1], run_dir, names + round_artifacts(rounds))
             reused = [stage for stage, _, files in STAGES if stage in stages
                       and all(n.format(train=train) in linked for n in files)]
-            if reused:
-                log.info("%s: reusing %s from %s", method, ", ".join(reused), baseline[1].name)
+            reused_rounds = sorted({int(n.rsplit("round", 1)[1][:-3]) for n in linked if n.startswith("adversarial_erasing/")})
+            if reused or reused_rounds:
+                log.info("%s: reusing %s from %s", method, ", ".join(
+                    reused + [f"adversarial-erasing round {r}" for r in reused_rounds]), source[1].name)
         cmd = [sys.executable, "-m", "snakemake", "-s", args.snakefile, "-d", str(workdir), "--cores", str(args.cores),
                "--configfile", *[str(Path(p).resolve()) for p in args.configfile], str(overlay_file),
                *args.snakemake_args]
@@ -213,9 +259,9 @@ def main(argv=None) -> int:
             returncode = subprocess.run(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT).returncode
         if returncode:
             log.error("%s: the run failed (exit %d); see %s", method, returncode, folder / f"{method}.snakemake.log")
-        elif baseline is None:
-            baseline = (config, run_dir)
-        rows.append(method_row(method, run_dir, reused, returncode))
+        else:
+            finished.append((config, run_dir))
+        rows.append(method_row(method, run_dir, reused, returncode, reused_rounds))
     classes = base_config["dataset"]["classes"]
     (folder / "comparison.json").write_text(json.dumps({"dataset": base_config["dataset"].get("name"),
                                                         "classes": classes, "methods": rows}, indent=2) + "\n")
