@@ -52,6 +52,11 @@ def test_a_method_reuses_the_earlier_run_it_shares_most_with_and_its_adversarial
     assert sorted(linked) == sorted(f"adversarial_erasing/{n}" for n in ("regions_round1.h5", "classifier_round2.h5",
                                                                           "cams_round2.h5", "regions_round2.h5"))
     assert (tmp_path / "ae_round3" / "adversarial_erasing" / "cams_round2.h5").read_bytes() == b"cams_round2.h5"
+    # a rerun of the comparison finds them linked already and still reports them reused; a file of its own is not
+    (tmp_path / "ae_round3" / "adversarial_erasing" / "regions_round1.h5").unlink()
+    (tmp_path / "ae_round3" / "adversarial_erasing" / "regions_round1.h5").write_bytes(b"regions_round1.h5")
+    again = link_artifacts(tmp_path / "ae_round2", tmp_path / "ae_round3", round_artifacts(2))
+    assert sorted(again) == sorted(n for n in linked if "regions_round1" not in n)
     row = method_row("ae_round3", tmp_path / "ae_round3", ["train_classifier", "extract_cams"], 1, [1, 2])
     assert row["reused_rounds"] == [1, 2] and row["seconds"]["adversarial_erasing"] == "reused"
     logs = tmp_path / "ae_round3" / "logs"

@@ -112,12 +112,26 @@ def best_source(runs: list[tuple[dict, Path]], variant: dict) -> tuple[tuple[dic
     return best, stages, rounds
 
 
+def same_artifact(src: Path, dst: Path) -> bool:
+    """Whether ``dst`` is a hard link of the artifact ``src`` (a file, or a folder file by file)."""
+    files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+    try:
+        return all(os.path.samefile(f, dst if src.is_file() else dst / f.relative_to(src)) for f in files)
+    except OSError:
+        return False
+
+
 def link_artifacts(source: Path, target: Path, names) -> list[str]:
-    """Hard-link (copy where linking fails) each artifact of ``source`` that ``target`` does not have yet."""
+    """Hard-link (copy where linking fails) each artifact of ``source`` that ``target`` does not have yet; the names
+    linked, and those an earlier comparison already linked (so a rerun still reports them as reused)."""
     done = []
     for name in names:
         src, dst = source / name, target / name
-        if not src.exists() or dst.exists():
+        if not src.exists():
+            continue
+        if dst.exists():
+            if same_artifact(src, dst):
+                done.append(name)
             continue
         files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
         for path in files:
