@@ -8,7 +8,8 @@ import sys
 import yaml
 
 from conftest import REPO, TINY
-from wsss_steps.compare import METHODS, best_source, link_artifacts, merged, method_row, round_artifacts, reusable_stages
+from wsss_steps.compare import (METHODS, best_source, link_artifacts, merged, method_row, reusable_stages,
+                                 round_artifacts)
 from wsss_steps.config import validate_config
 
 

@@ -9,8 +9,8 @@ method is the baseline: a later method reuses, as hard links, the artifacts of e
 does not change, from the earlier run that shares the most stages with it (Grad-CAM, which only changes how CAMs
 are read, reuses the baseline's trained classifier; ``ae_psl`` everything up to the walk of ``ae_round3``), and
 the adversarial-erasing rounds an earlier run already made with the same settings (``ae_round3`` reuses rounds 1
-and 2 of ``ae_round2``), and only when the run does not have them yet. Nothing is ever overwritten. A method that fails is reported as
-failed in the table; the others still run. Written: ``comparison.md`` and ``comparison.json`` in
+and 2 of ``ae_round2``), and only when the run does not have them yet. Nothing is ever overwritten. A method that
+fails is reported as failed in the table; the others still run. Written: ``comparison.md`` and ``comparison.json`` in
 ``results/<run_name>-compare/`` with, per method, CAM, CAM+RW and segmentation mIoU, CAM IoU per class, the
 confusion ratios the dataset declares, the health warnings and the wall time of each stage; then the
 workflow's ``comparison`` rule draws the mIoU bars (``comparison.png``) and writes the table as HTML, and
@@ -102,7 +102,7 @@ def round_artifacts(rounds: int) -> list[str]:
     return [f"adversarial_erasing/{name}_round{r}.h5" for r in range(1, rounds + 1) for name in AE_ROUND_FILES]
 
 
-def best_source(runs: list[tuple[dict, Path]], variant: dict) -> tuple[tuple[dict, Path] | None, list[str], int]:
+def best_source(runs: list[tuple[dict, Path]], variant: dict):
     """The earlier run (config, folder) a variant reuses most from, its reusable stages and rounds; the first on ties."""
     best, stages, rounds = None, [], 0
     for run in runs:
@@ -261,7 +261,8 @@ def main(argv=None) -> int:
             linked = link_artifacts(source[1], run_dir, names + round_artifacts(rounds))
             reused = [stage for stage, _, files in STAGES if stage in stages
                       and all(n.format(train=train) in linked for n in files)]
-            reused_rounds = sorted({int(n.rsplit("round", 1)[1][:-3]) for n in linked if n.startswith("adversarial_erasing/")})
+            reused_rounds = sorted({int(n.rsplit("round", 1)[1][:-len(".h5")]) for n in linked
+                                    if n.startswith("adversarial_erasing/")})
             if reused or reused_rounds:
                 log.info("%s: reusing %s from %s", method, ", ".join(
                     reused + [f"adversarial-erasing round {r}" for r in reused_rounds]), source[1].name)
