@@ -112,11 +112,15 @@ def best_source(runs: list[tuple[dict, Path]], variant: dict):
     return best, stages, rounds
 
 
+def artifact_files(src: Path) -> list[Path]:
+    """The files of an artifact: itself, or those under it for a folder."""
+    return [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+
+
 def same_artifact(src: Path, dst: Path) -> bool:
     """Whether ``dst`` is a hard link of the artifact ``src`` (a file, or a folder file by file)."""
-    files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
     try:
-        return all(os.path.samefile(f, dst if src.is_file() else dst / f.relative_to(src)) for f in files)
+        return all(os.path.samefile(f, dst if src.is_file() else dst / f.relative_to(src)) for f in artifact_files(src))
     except OSError:
         return False
 
@@ -133,8 +137,7 @@ def link_artifacts(source: Path, target: Path, names) -> list[str]:
             if same_artifact(src, dst):
                 done.append(name)
             continue
-        files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
-        for path in files:
+        for path in artifact_files(src):
             out = dst if src.is_file() else dst / path.relative_to(src)
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -261,8 +264,7 @@ def main(argv=None) -> int:
             linked = link_artifacts(source[1], run_dir, names + round_artifacts(rounds))
             reused = [stage for stage, _, files in STAGES if stage in stages
                       and all(n.format(train=train) in linked for n in files)]
-            reused_rounds = sorted({int(n.rsplit("round", 1)[1][:-len(".h5")]) for n in linked
-                                    if n.startswith("adversarial_erasing/")})
+            reused_rounds = [r for r in range(1, rounds + 1) if f"adversarial_erasing/regions_round{r}.h5" in linked]
             if reused or reused_rounds:
                 log.info("%s: reusing %s from %s", method, ", ".join(
                     reused + [f"adversarial-erasing round {r}" for r in reused_rounds]), source[1].name)
