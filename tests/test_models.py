@@ -198,3 +198,27 @@ def test_backbone_amp_bf16_runs_the_stages_in_bfloat16_and_returns_float32_featu
     assert last.dtype == torch.float32
     with pytest.raises(ValueError, match="amp must be one of"):
         ResNet50Backbone(amp="fp8")
+
+
+def test_backbone_amp_auto_is_bf16_only_where_the_device_computes_bfloat16_natively(monkeypatch, tmp_path):
+    from wsss_steps.nets import backbones
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    assert backbones.cpu_flags(str(cpuinfo)) == {"fpu", "sse2", "avx512f", "avx512_bf16"}
+    assert backbones.cpu_flags(str(tmp_path / "absent")) == set()
+    torch.manual_seed(0)
+    plain = ResNet50Backbone(output_stride=16).eval()
+    mixed = ResNet50Backbone(output_stride=16, amp="bf16").eval()
+    auto = ResNet50Backbone(output_stride=16, amp="auto").eval()
+    mixed.load_state_dict(plain.state_dict())
+    auto.load_state_dict(plain.state_dict())
+    image = torch.rand(1, 3, 64, 64)
+    for native, same_as in ((False, plain), (True, mixed)):
+        monkeypatch.setattr(backbones, "native_bf16", lambda device_type, native=native: native)
+        assert backbones.resolve_amp("auto", "cpu") == ("bf16" if native else None)
+        assert backbones.resolve_amp("fp16", "cpu") == "fp16" and backbones.resolve_amp(None, "cpu") is None
+        with torch.no_grad():
+            assert all(torch.equal(a, b) for a, b in zip(auto(image), same_as(image)))
+            level = plain(image)[1]
+            assert torch.equal(auto.forward_from(1, level), same_as.forward_from(1, level))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -63,6 +65,44 @@ class TinyBackbone(nn.Module):
 
 BATCH_NORMS = ("frozen", "train")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # backbone.amp: autocast precision of the ResNet stages
+AMP_CHOICES = (*AMP_DTYPES, "auto")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 instructions that compute bfloat16 natively
+
+log = logging.getLogger("wsss_steps")
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set:
+    """The CPU's feature flags as Linux lists them (empty where there is no /proc/cpuinfo)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+@lru_cache(maxsize=None)
+def native_bf16(device_type: str) -> bool:
+    """Whether the device computes bfloat16 natively: a CUDA GPU from Ampere on, or a CPU with AVX512-BF16 or AMX."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if device_type == "cpu":
+        return torch.backends.mkldnn.is_available() and bool(cpu_flags() & set(CPU_BF16_FLAGS))
+    return False
+
+
+_AUTO_SAID: set = set()  # device types whose 'auto' choice is already in the log
+
+
+def resolve_amp(amp: str | None, device_type: str) -> str | None:
+    """backbone.amp for a device: 'auto' is bf16 where the device computes it natively, else None (float32)."""
+    if amp != "auto":
+        return amp
+    chosen = "bf16" if native_bf16(device_type) else None
+    if device_type not in _AUTO_SAID:
+        _AUTO_SAID.add(device_type)
+        log.info("backbone.amp auto on %s: %s", device_type,
+                 "bf16 (native bfloat16 instructions)" if chosen else "float32 (no native bfloat16 instructions)")
+    return chosen
 
 
 def default_batch_norm(weights) -> str:
@@ -78,14 +118,15 @@ class ResNet50Backbone(nn.Module):
     channels_last runs the ResNet stages in NHWC memory (weights and activations; with oneDNN on 2 CPU cores
     1.47x faster inference and 1.11x faster training, benchmarks/channels_last.py); the stage outputs are
     returned in the usual NCHW layout, so the heads do not see it. Results agree with NCHW to float rounding, not bit for bit.
-    amp ("bf16" or "fp16") runs the stages under autocast and returns float32 features.
+    amp ("bf16" or "fp16") runs the stages under autocast and returns float32 features; "auto" is bf16 on a
+    device that computes bfloat16 natively and float32 elsewhere (decided at the first forward, from the input's device).
     """
 
     def __init__(self, output_stride: int = 16, batch_norm: str = "frozen", channels_last: bool = False,
                  amp: str | None = None):
         super().__init__()
-        if amp is not None and amp not in AMP_DTYPES:
-            raise ValueError(f"amp must be one of {tuple(AMP_DTYPES)} or absent, not {amp!r}")
+        if amp is not None and amp not in AMP_CHOICES:
+            raise ValueError(f"amp must be one of {AMP_CHOICES} or absent, not {amp!r}")
         self.amp = amp
         if output_stride not in (8, 16):
             raise ValueError("output_stride must be 8 or 16")
@@ -102,9 +143,10 @@ class ResNet50Backbone(nn.Module):
         self.stride = output_stride
 
     def forward(self, x):
-        if self.amp is None:
+        amp = resolve_amp(self.amp, x.device.type)
+        if amp is None:
             return self._stages(x)
-        with torch.autocast(x.device.type, dtype=AMP_DTYPES[self.amp]):
+        with torch.autocast(x.device.type, dtype=AMP_DTYPES[amp]):
             outputs = self._stages(x)
         return [o.float() for o in outputs]  # the heads and losses stay in float32
 
@@ -123,7 +165,8 @@ class ResNet50Backbone(nn.Module):
 
     def forward_from(self, level: int, x):
         """The last stage's features from the output ``level`` (0, 1, 2) of ``forward``."""
-        with torch.autocast(x.device.type, dtype=AMP_DTYPES.get(self.amp, torch.float32), enabled=self.amp is not None):
+        amp = resolve_amp(self.amp, x.device.type)
+        with torch.autocast(x.device.type, dtype=AMP_DTYPES.get(amp, torch.float32), enabled=amp is not None):
             for layer in (self.net.layer3, self.net.layer4)[level:]:
                 x = layer(x)
         return x.float()
