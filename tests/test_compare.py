@@ -2,14 +2,15 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import yaml
 
 from conftest import REPO, TINY
-from wsss_steps.compare import (METHODS, best_source, link_artifacts, merged, method_row, reusable_stages,
-                                 round_artifacts)
+from wsss_steps.compare import (METHODS, STAGES, best_source, link_artifacts, merged, method_row, reusable_stages,
+                                 round_artifacts, up_to_date)
 from wsss_steps.config import validate_config
 
 
@@ -67,16 +68,21 @@ def test_a_method_reuses_the_earlier_run_it_shares_most_with_and_its_adversarial
     assert method_row("ae_round3", tmp_path / "ae_round3", [], 1, [1, 2])["seconds"]["adversarial_erasing"] == 32.0
 
 
-def test_two_methods_run_side_by_side_and_the_second_reuses_the_classifier(tmp_path):
+def test_two_methods_run_side_by_side_from_the_plain_run_and_the_second_reuses_the_classifier(run_copy):
+    # run_copy holds the plain run results/tiny (the tiny config run as it is): the baseline reuses all of it
     cmd = [sys.executable, "-m", "wsss_steps.compare", "--configfile", str(TINY), "--methods", "cam", "gradcam",
-           "--cores", "2", "--directory", str(tmp_path)]
+           "--cores", "2", "--directory", str(run_copy)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)  # a hang guard
     assert proc.returncode == 0, proc.stderr[-4000:]
-    folder = tmp_path / "results" / "tiny-compare"
+    folder = run_copy / "results" / "tiny-compare"
     rows = json.loads((folder / "comparison.json").read_text())["methods"]
     assert [r["method"] for r in rows] == ["cam", "gradcam"]
-    cam, grad = (tmp_path / "results" / f"tiny-{m}" for m in ("cam", "gradcam"))
-    assert grad.joinpath("classifier.weights.h5").stat().st_ino == cam.joinpath("classifier.weights.h5").stat().st_ino
+    plain, cam, grad = (run_copy / "results" / name for name in ("tiny", "tiny-cam", "tiny-gradcam"))
+    assert rows[0]["reused"] == [stage for stage, _, _ in STAGES]  # nothing of the baseline trained again
+    assert sorted(p.name for p in (cam / "logs").iterdir()) == ["figures.log"]  # only the figures were drawn
+    assert "the plain run tiny is complete and up to date" in (folder / "compare.log").read_text()
+    for run in (cam, grad):
+        assert run.joinpath("classifier.weights.h5").stat().st_ino == plain.joinpath("classifier.weights.h5").stat().st_ino
     # the table's structure, not a speed bound: a reused stage is marked, a stage that ran has its logged time
     assert rows[1]["reused"] == ["train_classifier"] and rows[1]["seconds"]["train_classifier"] == "reused"
     assert not (grad / "logs" / "train_classifier.log").exists()  # not run again
@@ -94,6 +100,17 @@ def test_two_methods_run_side_by_side_and_the_second_reuses_the_classifier(tmp_p
     assert "<td>gradcam</td>" in (folder / "comparison.html").read_text()
     report = (folder / "report.html").read_text(errors="replace")
     assert "comparison.png" in report and "comparison.html" in report and "Method comparison" in report
+
+
+def test_a_plain_run_counts_as_an_earlier_run_only_when_snakemake_finds_it_up_to_date_for_the_same_settings(run_copy):
+    base = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(run_copy), "--cores", "1",
+            "--configfile", str(TINY)]
+    assert up_to_date(base, run_copy)
+    assert not up_to_date([*base, "--config", "seed=1"], run_copy)  # other settings: its outputs would be redone
+    shutil.rmtree(run_copy / ".snakemake" / "metadata")
+    assert not up_to_date(base, run_copy)  # files Snakemake did not make there: their settings are not on record
+    (run_copy / "results" / "tiny" / "summary.md").unlink()
+    assert not up_to_date(base, run_copy)  # incomplete
 
 
 def test_the_comparison_bars_are_each_methods_miou_and_a_failed_method_has_none():

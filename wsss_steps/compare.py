@@ -9,7 +9,11 @@ method is the baseline: a later method reuses, as hard links, the artifacts of e
 does not change, from the earlier run that shares the most stages with it (Grad-CAM, which only changes how CAMs
 are read, reuses the baseline's trained classifier; ``ae_psl`` everything up to the walk of ``ae_round3``), and
 the adversarial-erasing rounds an earlier run already made with the same settings (``ae_round3`` reuses rounds 1
-and 2 of ``ae_round2``), and only when the run does not have them yet. Nothing is ever overwritten. A method that
+and 2 of ``ae_round2``), and only when the run does not have them yet. The plain run of the same config files
+(``results/<run_name>/``, what ``snakemake --configfile ...`` made before) counts as such an earlier run when
+Snakemake finds it complete and up to date for them (a dry run with nothing to do and every output's settings
+on record), so a comparison started after the plain run does not train the baseline again. Nothing is ever
+overwritten. A method that
 fails is reported as failed in the table; the others still run. Written: ``comparison.md`` and ``comparison.json`` in
 ``results/<run_name>-compare/`` with, per method, CAM, CAM+RW and segmentation mIoU, CAM IoU per class, the
 confusion ratios the dataset declares, the health warnings and the wall time of each stage; then the
@@ -224,6 +228,21 @@ def markdown(rows: list[dict], classes, dataset: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def snakemake_command(args, workdir: Path, *more: str) -> list[str]:
+    """The snakemake call of a run of the comparison's config files (plus ``more``: an overlay, flags)."""
+    return [sys.executable, "-m", "snakemake", "-s", args.snakefile, "-d", str(workdir), "--cores", str(args.cores),
+            "--configfile", *[str(Path(p).resolve()) for p in args.configfile], *more, *args.snakemake_args]
+
+
+def up_to_date(cmd: list[str], cwd: Path) -> bool:
+    """Whether the run of ``cmd`` (a snakemake call) is complete with nothing to redo, each output's settings on
+    record: its dry run says "Nothing to be done" and names no rule with missing metadata (a file Snakemake
+    did not make there, whose settings it cannot check)."""
+    proc = subprocess.run([*cmd, "--dry-run"], cwd=cwd, capture_output=True, text=True)
+    said = proc.stdout + proc.stderr
+    return proc.returncode == 0 and "Nothing to be done" in said and "missing metadata" not in said
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wsss_steps.compare", description=__doc__.splitlines()[0])
     parser.add_argument("--configfile", nargs="+", required=True, help="the config files of the runs (preset, dataset)")
@@ -251,6 +270,10 @@ def main(argv=None) -> int:
     log = setup_logging(folder / "compare.log")
     train = base_config["dataset"]["train_split"]
     rows, finished = [], []  # finished: (config, run folder) of every method that ran, the baseline first
+    plain = workdir / "results" / name
+    if plain.is_dir() and up_to_date(snakemake_command(args, workdir), workdir):
+        log.info("the plain run %s is complete and up to date for these config files: methods reuse from it", plain.name)
+        finished.append((base_config, plain))
     for method in dict.fromkeys(args.methods):
         overlay = merged(METHODS[method], {"run_name": f"{name}-{method}"})
         config = validate_config(merged(base, overlay))
@@ -268,9 +291,7 @@ def main(argv=None) -> int:
             if reused or reused_rounds:
                 log.info("%s: reusing %s from %s", method, ", ".join(
                     reused + [f"adversarial-erasing round {r}" for r in reused_rounds]), source[1].name)
-        cmd = [sys.executable, "-m", "snakemake", "-s", args.snakefile, "-d", str(workdir), "--cores", str(args.cores),
-               "--configfile", *[str(Path(p).resolve()) for p in args.configfile], str(overlay_file),
-               *args.snakemake_args]
+        cmd = snakemake_command(args, workdir, str(overlay_file))
         log.info("%s: %s", method, " ".join(cmd))
         with open(folder / f"{method}.snakemake.log", "w") as out:
             returncode = subprocess.run(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT).returncode
