@@ -16,22 +16,16 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
 
-from backbone_workloads import RESNET50, compare, inputs
+from backbone_workloads import RESNET50, compare, inputs, parse_args
 from wsss_steps.nets.backbones import backbone_from_config, native_bf16
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = parse_args(__doc__, argv)
     full = backbone_from_config({**RESNET50, "channels_last": True})
     mixed = backbone_from_config({**RESNET50, "channels_last": True, "amp": "bf16"})
     mixed.load_state_dict(full.state_dict())

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 
@@ -15,6 +16,17 @@ import torch
 import torch.nn.functional as F
 
 RESNET50 = {"name": "resnet50", "output_stride": 16, "weights": None, "batch_norm": "frozen"}
+
+
+def parse_args(doc: str, argv=None) -> argparse.Namespace:
+    """--threads and --repeats, with PyTorch set to those threads and seeded."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    return args
 
 
 def timed(fn, repeats: int) -> float:
