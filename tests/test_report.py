@@ -45,6 +45,8 @@ def test_the_run_has_its_figures_and_the_report_holds_every_figure(run_copy, tmp
     for stage in ("train_classifier", "extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
                   "train_segmentation"):
         assert f"<td>{stage}</td>" in provenance, f"{stage}'s provenance is not on the page"
+    # classifier, CAMs, AffinityNet, walk, segmentation net and its predictions: each ran a backbone
+    assert provenance.count("<th>amp</th><td>float32</td>") == 6, "each network stage's precision is not on the page"
     assert json.loads((run / "summary.json").read_text())["run_name"] == "tiny"
 
 

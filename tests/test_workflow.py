@@ -43,6 +43,7 @@ def test_artifacts_record_provenance(tiny_run):
         first = json.loads(store.attrs["ids"])[0]
         assert store[first].dtype.name == "float16"
         assert store[first].shape[0] == len(store[first].attrs["classes"])
+        assert (store.attrs["device"], store.attrs["amp"]) == ("cpu", "float32")  # the precision in effect
     with h5py.File(results / "pseudo_labels_train.h5") as store:
         assert json.loads(store.attrs["params"])["beta"] == 8
         assert store.attrs["package_version"]

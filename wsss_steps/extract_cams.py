@@ -20,6 +20,7 @@ from .methods.adversarial_erasing import erase_mined
 from .methods.cam import cam_labels, cam_maps, multiscale_cam
 from .methods.gradcam import gradcam_maps
 from .methods.hide_and_seek import mean_colour
+from .nets.backbones import computed_in
 from .nets.classifier import CAMNet, classifier_method, load_classifier
 from .runtime import base_parser, run_stage, start
 
@@ -71,7 +72,8 @@ def main(argv=None):
     ids = list(table)
     inputs = [args.classifier, layout.list_file(args.split)] + ([args.erase_regions] if args.erase_regions else [])
     attrs = provenance(STAGE, {**params, "split": args.split}, args.seed, inputs)
-    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids),
+                 **computed_in(backbone_cfg.get("amp"), device))
     if args.erase_regions and stopped_round(args.erase_regions):
         attrs["skipped"] = f"erasing stopped at round {stopped_round(args.erase_regions)}"
         with write_store(args.out, attrs):

@@ -124,7 +124,8 @@ def provenance_page(settings: dict, artifacts: list[dict]) -> str:
              "(<code>python -m wsss_steps.inspect_artifact FILE</code> prints the same).</p>"]
     for record in artifacts:
         rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(record.get(k, '')))}</td></tr>"
-                       for k in ("stage", "created", "seed", "package_version"))
+                       for k in ("stage", "created", "seed", "package_version", "device", "amp")
+                       if k in record or k not in ("device", "amp"))  # the network stages' device and precision
         inputs = "".join(f"<li><code>{html.escape(p)}</code> sha256 {html.escape(str(h)[:16])}...</li>"
                          for p, h in (record.get("inputs") or {}).items())
         parts += [f"<h3><code>{html.escape(record['path'])}</code></h3><table>{rows}</table>",

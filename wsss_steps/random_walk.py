@@ -17,6 +17,7 @@ from .log import progress
 from .methods.cam import cam_labels
 from .methods.random_walk import check_background, check_walk_stride, refine
 from .nets.affinity import build_affinity_net
+from .nets.backbones import computed_in
 from .runtime import base_parser, run_stage, start
 
 STAGE = "random_walk"
@@ -47,7 +48,8 @@ def main(argv=None):
     with open_store(args.cams, LOCALISATION_STAGES, layout) as cams:
         ids = json.loads(cams.attrs["ids"])
         attrs = provenance(STAGE, {**params, "radius": affinity_cfg["radius"]}, args.seed, [args.cams, args.affinity])
-        attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids))
+        attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids),
+                     **computed_in(backbone_cfg.get("amp"), device))
         survival = health.Tally()
         with write_store(args.out, attrs) as store:
             for image_id in progress(ids, desc="random walk"):

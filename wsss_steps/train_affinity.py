@@ -9,6 +9,7 @@ from .config import load_params
 from .data.loader import CropDataset, StoreMaps
 from .methods.affinitynet import affinity_loss_fn
 from .nets.affinity import build_affinity_net
+from .nets.backbones import computed_in
 from .nets.classifier import load_classifier_backbone
 from .runtime import base_parser, loader_workers, run_stage, seed_everything, start
 from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
@@ -41,7 +42,8 @@ def main(argv=None):
                   device, args.seed, "affinity", args.checkpoint, run_fingerprint(args, inputs),
                   loader_workers(args.workers, args.threads, device), curve)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
-    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1],
+                 **computed_in(backbone_cfg.get("amp"), device))
     save_weights(args.out, model.cpu(), attrs, curve)
     discard_checkpoint(args.checkpoint)
     log.info("wrote %s (final loss %.4f)", args.out, history[-1])

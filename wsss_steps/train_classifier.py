@@ -25,6 +25,7 @@ from .methods.adversarial_erasing import erase_mined
 from .methods.eps import saliency_loss
 from .methods.hide_and_seek import hidden_cells, hide, mean_colour
 from .methods.puzzle_cam import alpha_at, reconstruction_loss, stitch, tile
+from .nets.backbones import computed_in
 from .nets.classifier import build_classifier
 from .runtime import base_parser, loader_workers, run_stage, seed_everything, start
 from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
@@ -198,7 +199,8 @@ def main(argv=None):
     model, history = train(layout, args.split, backbone_cfg, params, args.seed, device, args.checkpoint, fingerprint,
                            loader_workers(args.workers, args.threads, device), curve)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed, inputs)
-    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1],
+                 **computed_in(backbone_cfg.get("amp"), device))
     if args.health_splits:
         figures = label_health(model, layout, list(dict.fromkeys(args.health_splits)), device)
         health.record(attrs, figures, health.classifier_warnings(figures))

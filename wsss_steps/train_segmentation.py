@@ -22,6 +22,7 @@ from .log import progress
 from .methods.affinitynet import feature_labels
 from .methods.adversarial_erasing import prohibitive_labels
 from .methods.sec import constrain_loss, crf_of, expand_loss, seed_loss
+from .nets.backbones import computed_in
 from .nets.classifier import load_classifier_backbone
 from .nets.segmentation import build_segmentation_net, predict
 from .faults import fault_point
@@ -140,12 +141,14 @@ def main(argv=None):
                   "segmentation", args.checkpoint, run_fingerprint(args, inputs),
                   loader_workers(args.workers, args.threads, device), curve)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
-    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1])
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1],
+                 **computed_in(backbone_cfg.get("amp"), device))
     save_weights(args.out, model.cpu(), attrs, curve)
     model.to(device).eval()
     fault_point("segmentation predict")
     attrs = provenance("predict_segmentation", {"splits": args.predict_splits}, args.seed, [args.out])
-    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), trained_with=method)
+    attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), trained_with=method,
+                 **computed_in(backbone_cfg.get("amp"), device))
     done = set()  # a split listed twice is counted once
     predicted = {"val": np.zeros(layout.num_classes, np.int64), "train": np.zeros(layout.num_classes, np.int64)}
     with write_store(args.predictions, attrs) as store:

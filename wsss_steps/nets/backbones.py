@@ -105,6 +105,12 @@ def resolve_amp(amp: str | None, device_type: str) -> str | None:
     return chosen
 
 
+def computed_in(amp: str | None, device) -> dict:
+    """Provenance of a network stage: the device type and the precision its backbone ran in ('auto' resolved)."""
+    device_type = torch.device(device).type
+    return {"device": device_type, "amp": resolve_amp(amp, device_type) or "float32"}
+
+
 def default_batch_norm(weights) -> str:
     """ResNet-50's BatchNorm when the config names none: frozen with pretrained weights, trained without."""
     return "frozen" if weights else "train"
