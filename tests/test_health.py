@@ -44,6 +44,43 @@ def test_survival_and_tally():
     assert "random_walk: the walk erases the class (class 'dog': 0.00" in warnings[1]["message"]
 
 
+def test_whole_image_by_hand():
+    assert health.covers_image(90, 100) and not health.covers_image(89, 100)  # share 0.9
+    rates = {"cat": {"rate": 0.5, "images": 4}, "dog": {"rate": 0.75, "images": 4}}
+    warnings = health.whole_image_warnings("extract_cams", rates, "classifier.method")
+    assert [(w["class"], w["check"]) for w in warnings] == [("dog", "whole_image")]  # above 0.5 only
+    assert "covers the whole image in most of its images" in warnings[0]["message"]
+
+
+def test_cams_covering_the_whole_image_are_named(tmp_path):
+    """extract's health on a stub classifier: one class's map is flat (it wins the whole image), the other's a square."""
+    from types import SimpleNamespace
+
+    from wsss_steps.extract_cams import extract
+
+    class Stub(torch.nn.Module):
+        backbone = SimpleNamespace(stride=1)
+
+    def maps(model, batch, index):  # index 0 (class 1): flat; index 1 (class 2): a 4 x 4 square
+        out = torch.zeros(batch.shape[0], len(index), *batch.shape[-2:])
+        for k, i in enumerate(index.tolist()):
+            if i == 0:
+                out[:, k] = 1.0
+            else:
+                out[:, k, 2:6, 2:6] = 1.0
+        return out
+
+    layout = SimpleNamespace(classes=["background", "cat", "dog"],
+                             image=lambda image_id: np.full((8, 10, 3), 128, np.uint8))
+    table = {"a": [1], "b": [1], "c": [2], "d": [2]}
+    with h5py.File(tmp_path / "cams.h5", "w") as store:
+        extract(Stub(), layout, list(table), table, [1.0], False, "cpu", store, maps=maps)
+        record = health.read(store.attrs)
+    assert record["figures"]["whole_image_share"] == {"cat": {"rate": 1.0, "images": 2}, "dog": {"rate": 0.0, "images": 2}}
+    assert [(w["stage"], w["class"]) for w in record["warnings"]] == [("extract_cams", "cat")]
+    assert "most likely at fault: the classifier's method" in record["warnings"][0]["message"]
+
+
 def test_threshold_labels_by_hand():
     walked = torch.tensor([[[0.0, 2.0, 8.0]], [[1.0, 0.1, 0.0]]])  # class 5 peaks at 8, class 7 at 1
     # rescaled: class 5 -> 0, 0.25, 1; class 7 -> 1, 0.1, 0; background 0.3
@@ -140,6 +177,37 @@ def test_a_walk_that_erases_the_classes_is_named(tiny_run, tmp_path, walk, erase
         assert "most likely at fault: random_walk.alpha" in log
     else:
         assert "health: every check passed" in log
+
+
+def test_a_walk_that_spreads_each_image_s_first_class_over_it_is_named(tiny_run, tmp_path):
+    """CAMs flat over every labelled class: after the walk each image's first class takes every pixel."""
+    workdir, _ = tiny_run
+    results = workdir / "results" / "tiny"
+    flat = tmp_path / "cams_train.h5"
+    first, images = {}, {}
+    with h5py.File(results / "cams_train.h5", "r") as src, h5py.File(flat, "w") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        names = json.loads(src.attrs["classes"]) if isinstance(src.attrs["classes"], str) else list(src.attrs["classes"])
+        for image_id in json.loads(src.attrs["ids"]):
+            classes = [int(c) for c in src[image_id].attrs["classes"]]
+            dst.create_dataset(image_id, data=np.ones_like(src[image_id][()]))
+            dst[image_id].attrs["classes"] = src[image_id].attrs["classes"]
+            for c in classes:
+                images[names[c]] = images.get(names[c], 0) + 1
+                first[names[c]] = first.get(names[c], 0) + int(c == classes[0])
+    cmd = stage_command("random_walk", results, tmp_path)
+    cmd[cmd.index("--cams") + 1] = str(flat)
+    cmd += ["--log", str(tmp_path / "walk.log")]
+    run(cmd, cwd=workdir)
+    record = _health(tmp_path / "pseudo_labels_train.h5")
+    expected = {name: round(first[name] / images[name], 4) for name in images}  # the first class wins every tie
+    assert {name: row["rate"] for name, row in record["figures"]["whole_image_share"].items()} == expected
+    spread = {name for name, rate in expected.items() if rate > health.MAX_WHOLE_IMAGE}
+    assert spread, "the tiny data gives no class that comes first in most of its images"
+    assert {w["class"] for w in record["warnings"] if w["check"] == "whole_image"} == spread
+    assert "WARNING health: random_walk: the class covers the whole image in most of its images" in \
+        (tmp_path / "walk.log").read_text()
 
 
 @pytest.fixture(scope="module")

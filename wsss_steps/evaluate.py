@@ -132,7 +132,7 @@ def health_markdown(section: dict) -> str:
         lines += [f"- **WARNING** {w['message']}" for w in section["warnings"]]
     else:
         lines.append("All checks passed (classifier labels, CAM and affinity-label coverage, class survival in the "
-                     "walk, predicted classes).")
+                     "walk, no class over its whole image, predicted classes).")
     if section["unchecked"]:
         lines.append(f"\nNot checked (artifacts made before the checks existed): {', '.join(section['unchecked'])}.")
     return "\n".join(lines) + "\n"

@@ -38,22 +38,26 @@ def method_maps(params: dict, trained_with: str = "cam"):
 
 def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, store, maps=cam_maps):
     """Write one float16 (K, H, W) dataset per image with its class indices as attribute ``classes``, and the
-    store's health: per class, the share of its images in which it wins argmax([CAM_THRESHOLD; M]) somewhere."""
+    store's health: per class, the share of its images in which it wins argmax([CAM_THRESHOLD; M]) somewhere,
+    and the share in which it wins it on the whole image."""
     model.to(device).eval()
-    confident = health.Tally()
+    confident, whole = health.Tally(), health.Tally()
     for image_id in progress(ids, desc="CAMs"):
         classes = table[image_id]
         image = to_tensor(layout.image(image_id)).to(device)
         cam = multiscale_cam(model, image, classes, scales, flip, maps).cpu().numpy().astype(np.float16)
         put_array(store, image_id, cam, classes=np.asarray(classes, dtype=np.int64))
-        pixels = health.class_pixels(cam_labels(cam.astype(np.float32), classes, health.CAM_THRESHOLD), classes)
-        for cls, count in pixels.items():
+        labels = cam_labels(cam.astype(np.float32), classes, health.CAM_THRESHOLD)
+        for cls, count in health.class_pixels(labels, classes).items():
             confident.add(cls, count > 0)
-    figures = {"confident_share": confident.rates(layout.classes)}
+            whole.add(cls, health.covers_image(count, labels.size))
+    figures = {"confident_share": confident.rates(layout.classes), "whole_image_share": whole.rates(layout.classes)}
     health.record(store.attrs, figures, health.low_rates(
         STAGE, "confident_share", figures["confident_share"], health.MIN_CONFIDENT_SHARE,
         "classifier (its CAM of the class is empty: classifier.lr / classifier.steps)",
-        "the class gets no confident CAM pixel in many of its images"))
+        "the class gets no confident CAM pixel in many of its images") + health.whole_image_warnings(
+        STAGE, figures["whole_image_share"],
+        "the classifier's method (classifier.method and its section: its CAMs spread over the image), or classifier.steps"))
 
 
 def main(argv=None):

@@ -12,6 +12,10 @@ not move with the settings it judges.
   label), at least ``MIN_CONFIDENT_SHARE``;
 - random walk: per class, **survival**: the share of (image, class) pairs in which the class keeps at least
   ``SURVIVAL_SHARE`` of the pixels the CAM gives it at CAM_THRESHOLD, at least ``MIN_SURVIVAL``;
+- CAMs and random walk: per class, **whole image**: the share of the images labelled with it in which the class
+  covers at least ``WHOLE_IMAGE_SHARE`` of the image (CAM: it wins argmax([CAM_THRESHOLD; M]) there; walk: its
+  pseudo-label), at most ``MAX_WHOLE_IMAGE``: an object class spread over its whole image in most of its images
+  has been learnt from its context (the map no longer separates object from background);
 - segmentation: per class, the share of train pixels predicted as the class against the pseudo-labels'
   share, at least ``MIN_PREDICTED_RATIO`` of it; an object class never predicted on val.
 """
@@ -29,6 +33,8 @@ MIN_CONFIDENT_SHARE = 0.8
 SURVIVAL_SHARE = 0.1
 MIN_SURVIVAL = 0.8
 MIN_PREDICTED_RATIO = 0.25
+WHOLE_IMAGE_SHARE = 0.9  # a class on 90 % of an image's pixels covers the image
+MAX_WHOLE_IMAGE = 0.5  # objects that fill the frame are a minority of a class's photos, never most of them
 
 log = logging.getLogger("wsss_steps")
 
@@ -49,6 +55,11 @@ def class_pixels(labels: np.ndarray, classes) -> dict[int, int]:
 def survived(walk_pixels: int, cam_pixels: int, share: float = SURVIVAL_SHARE) -> bool:
     """A class survives the walk when walk_pixels >= share x cam_pixels."""
     return walk_pixels >= share * cam_pixels
+
+
+def covers_image(class_pixels: int, image_pixels: int, share: float = WHOLE_IMAGE_SHARE) -> bool:
+    """A class covers its image when class_pixels >= share x image_pixels."""
+    return class_pixels >= share * image_pixels
 
 
 class Tally:
@@ -78,6 +89,18 @@ def low_rates(stage: str, check: str, rates: dict, threshold: float, setting: st
     """A warning for each class of ``rates`` ({name: {"rate": r, ...}}) whose rate is below ``threshold``."""
     return [warning(stage, check, name, row["rate"], threshold, setting, what)
             for name, row in rates.items() if row["rate"] < threshold]
+
+
+def high_rates(stage: str, check: str, rates: dict, threshold: float, setting: str, what: str) -> list[dict]:
+    """A warning for each class of ``rates`` ({name: {"rate": r, ...}}) whose rate is above ``threshold``."""
+    return [warning(stage, check, name, row["rate"], threshold, setting, what)
+            for name, row in rates.items() if row["rate"] > threshold]
+
+
+def whole_image_warnings(stage: str, rates: dict, setting: str) -> list[dict]:
+    """Warnings for classes that cover their whole image in more than MAX_WHOLE_IMAGE of their images."""
+    return high_rates(stage, "whole_image", rates, MAX_WHOLE_IMAGE, setting,
+                      "the class covers the whole image in most of its images (spread onto its context)")
 
 
 def classifier_warnings(figures: dict) -> list[dict]:

@@ -50,7 +50,7 @@ def main(argv=None):
         attrs = provenance(STAGE, {**params, "radius": affinity_cfg["radius"]}, args.seed, [args.cams, args.affinity])
         attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids),
                      **computed_in(backbone_cfg.get("amp"), device))
-        survival = health.Tally()
+        survival, whole = health.Tally(), health.Tally()
         with write_store(args.out, attrs) as store:
             for image_id in progress(ids, desc="random walk"):
                 classes = [int(c) for c in cams[image_id].attrs["classes"]]
@@ -67,13 +67,16 @@ def main(argv=None):
                 for cls in classes:
                     if before[cls]:
                         survival.add(cls, health.survived(after[cls], before[cls]))
-            figures = {"survival": survival.rates(layout.classes)}
+                    whole.add(cls, health.covers_image(after[cls], labels.size))
+            figures = {"survival": survival.rates(layout.classes), "whole_image_share": whole.rates(layout.classes)}
             setting = ("random_walk.alpha (the walked background drowns the class; background: threshold cannot)"
                        if params["background"] == "power" else
                        "random_walk.bg_threshold or the affinities (affinity.steps)")
             health.record(store.attrs, figures, health.low_rates(
                 STAGE, "survival", figures["survival"], health.MIN_SURVIVAL, setting,
-                "the walk erases the class in many of its images"))
+                "the walk erases the class in many of its images") + health.whole_image_warnings(
+                STAGE, figures["whole_image_share"],
+                "the CAMs, when extract_cams warns too; else the walk (random_walk.beta / t, or bg_threshold)"))
     log.info("wrote pseudo-labels of %d images to %s (walk at stride %d, %d torch threads)", len(ids), args.out, stride,
              torch.get_num_threads())
 
