@@ -218,7 +218,7 @@ def test_backbone_amp_auto_is_bf16_only_where_the_device_computes_bfloat16_nativ
         monkeypatch.setattr(backbones, "native_bf16", lambda device_type, native=native: native)
         assert backbones.resolve_amp("auto", "cpu") == ("bf16" if native else None)
         assert backbones.resolve_amp("fp16", "cpu") == "fp16" and backbones.resolve_amp(None, "cpu") is None
-        assert backbones.computed_in("auto", torch.device("cpu")) == {"device": "cpu", "amp": "bf16" if native else "float32"}
+        assert backbones.computed_in({"amp": "auto"}, torch.device("cpu")) == {"device": "cpu", "amp": "bf16" if native else "float32"}
         with torch.no_grad():
             assert all(torch.equal(a, b) for a, b in zip(auto(image), same_as(image)))
             level = plain(image)[1]

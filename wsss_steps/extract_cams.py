@@ -77,7 +77,7 @@ def main(argv=None):
     inputs = [args.classifier, layout.list_file(args.split)] + ([args.erase_regions] if args.erase_regions else [])
     attrs = provenance(STAGE, {**params, "split": args.split}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids),
-                 **computed_in(backbone_cfg.get("amp"), device))
+                 **computed_in(backbone_cfg, device))
     if args.erase_regions and stopped_round(args.erase_regions):
         attrs["skipped"] = f"erasing stopped at round {stopped_round(args.erase_regions)}"
         with write_store(args.out, attrs):

@@ -49,7 +49,7 @@ def main(argv=None):
         ids = json.loads(cams.attrs["ids"])
         attrs = provenance(STAGE, {**params, "radius": affinity_cfg["radius"]}, args.seed, [args.cams, args.affinity])
         attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids),
-                     **computed_in(backbone_cfg.get("amp"), device))
+                     **computed_in(backbone_cfg, device))
         survival, whole = health.Tally(), health.Tally()
         with write_store(args.out, attrs) as store:
             for image_id in progress(ids, desc="random walk"):

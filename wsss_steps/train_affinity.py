@@ -43,7 +43,7 @@ def main(argv=None):
                   loader_workers(args.workers, args.threads, device), curve)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1],
-                 **computed_in(backbone_cfg.get("amp"), device))
+                 **computed_in(backbone_cfg, device))
     save_weights(args.out, model.cpu(), attrs, curve)
     discard_checkpoint(args.checkpoint)
     log.info("wrote %s (final loss %.4f)", args.out, history[-1])

@@ -200,7 +200,7 @@ def main(argv=None):
                            loader_workers(args.workers, args.threads, device), curve)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1],
-                 **computed_in(backbone_cfg.get("amp"), device))
+                 **computed_in(backbone_cfg, device))
     if args.health_splits:
         figures = label_health(model, layout, list(dict.fromkeys(args.health_splits)), device)
         health.record(attrs, figures, health.classifier_warnings(figures))

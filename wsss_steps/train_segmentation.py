@@ -142,13 +142,13 @@ def main(argv=None):
                   loader_workers(args.workers, args.threads, device), curve)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1],
-                 **computed_in(backbone_cfg.get("amp"), device))
+                 **computed_in(backbone_cfg, device))
     save_weights(args.out, model.cpu(), attrs, curve)
     model.to(device).eval()
     fault_point("segmentation predict")
     attrs = provenance("predict_segmentation", {"splits": args.predict_splits}, args.seed, [args.out])
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), trained_with=method,
-                 **computed_in(backbone_cfg.get("amp"), device))
+                 **computed_in(backbone_cfg, device))
     done = set()  # a split listed twice is counted once
     predicted = {"val": np.zeros(layout.num_classes, np.int64), "train": np.zeros(layout.num_classes, np.int64)}
     with write_store(args.predictions, attrs) as store:

@@ -105,10 +105,10 @@ def resolve_amp(amp: str | None, device_type: str) -> str | None:
     return chosen
 
 
-def computed_in(amp: str | None, device) -> dict:
-    """Provenance of a network stage: the device type and the precision its backbone ran in ('auto' resolved)."""
+def computed_in(backbone_cfg: dict, device) -> dict:
+    """Provenance of a network stage: the device type and the precision its backbone ran in (backbone.amp, 'auto' resolved)."""
     device_type = torch.device(device).type
-    return {"device": device_type, "amp": resolve_amp(amp, device_type) or "float32"}
+    return {"device": device_type, "amp": resolve_amp(backbone_cfg.get("amp"), device_type) or "float32"}
 
 
 def default_batch_norm(weights) -> str:
