@@ -10,7 +10,7 @@ import yaml
 
 from conftest import REPO, TINY
 from wsss_steps.compare import (METHODS, STAGES, best_source, link_artifacts, merged, method_row, reusable_stages,
-                                 round_artifacts, up_to_date)
+                                 round_artifacts, snakemake_record, up_to_date)
 from wsss_steps.config import validate_config
 
 
@@ -68,8 +68,34 @@ def test_a_method_reuses_the_earlier_run_it_shares_most_with_and_its_adversarial
     assert method_row("ae_round3", tmp_path / "ae_round3", [], 1, [1, 2])["seconds"]["adversarial_erasing"] == 32.0
 
 
+def test_a_linked_artifact_takes_over_its_source_s_snakemake_record_and_a_stale_one_goes(tmp_path):
+    source, target = tmp_path / "results" / "a", tmp_path / "results" / "a-gradcam"
+    record = {"rule": "extract_cams", "input": ["data/train.txt", "results/a/classifier.weights.h5"],
+              "log": ["results/a/logs/extract_cams.log"], "params": ["'{\"scales\": [1.0]}'", "'a'"],
+              "input_checksums": {"data/train.txt": "sha256:00"}}
+    snakemake_record(tmp_path, source / "cams_train.h5").parent.mkdir(parents=True)
+    snakemake_record(tmp_path, source / "cams_train.h5").write_text(json.dumps(record))
+    assert snakemake_record(tmp_path, source / "cams_train.h5").name == "cmVzdWx0cy9hL2NhbXNfdHJhaW4uaDU="
+    for name in ("cams_train.h5", "classifier.weights.h5"):
+        source.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(name.encode())
+    # an earlier run of the target's name left a record for the classifier; the source has none for it
+    snakemake_record(tmp_path, target / "classifier.weights.h5").write_text(json.dumps({"params": ["'old'"]}))
+    assert link_artifacts(source, target, ["cams_train.h5", "classifier.weights.h5"], tmp_path) == [
+        "cams_train.h5", "classifier.weights.h5"]
+    adopted = json.loads(snakemake_record(tmp_path, target / "cams_train.h5").read_text())
+    assert adopted == {**record, "input": ["data/train.txt", "results/a-gradcam/classifier.weights.h5"],
+                       "log": ["results/a-gradcam/logs/extract_cams.log"], "params": [record["params"][0], "'a-gradcam'"]}
+    assert not snakemake_record(tmp_path, target / "classifier.weights.h5").exists()
+    assert snakemake_record(tmp_path, tmp_path / ("x" * 300)).parent.name.startswith("@")  # Snakemake's long names
+
+
 def test_two_methods_run_side_by_side_from_the_plain_run_and_the_second_reuses_the_classifier(run_copy):
     # run_copy holds the plain run results/tiny (the tiny config run as it is): the baseline reuses all of it
+    # the dataset's split list newer than every artifact, as after copying the data anew: the plain run stands on the
+    # input checksums Snakemake recorded, and so must what the comparison links from it (regression: each linked
+    # stage had no record and was trained again)
+    os.utime(run_copy / "data" / "tiny-synthetic" / "ImageSets" / "Segmentation" / "train.txt")
     cmd = [sys.executable, "-m", "wsss_steps.compare", "--configfile", str(TINY), "--methods", "cam", "gradcam",
            "--cores", "2", "--directory", str(run_copy)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)  # a hang guard

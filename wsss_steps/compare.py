@@ -9,7 +9,8 @@ method is the baseline: a later method reuses, as hard links, the artifacts of e
 does not change, from the earlier run that shares the most stages with it (Grad-CAM, which only changes how CAMs
 are read, reuses the baseline's trained classifier; ``ae_psl`` everything up to the walk of ``ae_round3``), and
 the adversarial-erasing rounds an earlier run already made with the same settings (``ae_round3`` reuses rounds 1
-and 2 of ``ae_round2``), and only when the run does not have them yet. The plain run of the same config files
+and 2 of ``ae_round2``), and only when the run does not have them yet; each linked file takes over its source's Snakemake record
+(``adopt_record``). The plain run of the same config files
 (``results/<run_name>/``, what ``snakemake --configfile ...`` made before) counts as such an earlier run when
 Snakemake finds it complete and up to date for them (a dry run with nothing to do and every output's settings
 on record), so a comparison started after the plain run does not train the baseline again. Nothing is ever
@@ -24,6 +25,7 @@ Snakemake's report of them is ``report.html`` there.
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import json
 import os
@@ -129,9 +131,44 @@ def same_artifact(src: Path, dst: Path) -> bool:
         return False
 
 
-def link_artifacts(source: Path, target: Path, names) -> list[str]:
+def snakemake_record(workdir: Path, path: Path) -> Path:
+    """Where Snakemake keeps the record of the output ``path`` of the runs in ``workdir``: its path relative to
+    ``workdir``, URL-safe base64, in parts of at most 254 characters (each but the last a folder named ``@part``)."""
+    b64 = base64.urlsafe_b64encode(os.path.relpath(path, workdir).encode()).decode()
+    parts = [b64[i:i + 254] for i in range(0, len(b64), 254)]
+    return workdir.joinpath(".snakemake", "metadata", *["@" + s for s in parts[:-1]], parts[-1])
+
+
+def adopt_record(workdir: Path, source: Path, target: Path, name: str) -> None:
+    """Give the linked artifact ``target/name`` the Snakemake record of ``source/name``, the source run's folder
+    replaced by the target's (in paths, and a parameter that is the run's name): the settings and input checksums
+    it was made with. Without it Snakemake judges the
+    link by modification times alone and trains the stage again once an input file (a dataset's split list)
+    is newer, or, where an earlier run of that name left a record, by that stale record. A source with no record
+    leaves none."""
+    src, dst = snakemake_record(workdir, source / name), snakemake_record(workdir, target / name)
+    old, new = os.path.relpath(source, workdir) + "/", os.path.relpath(target, workdir) + "/"
+
+    def moved(value):
+        if isinstance(value, str):
+            return repr(target.name) if value == repr(source.name) else value.replace(old, new)
+        if isinstance(value, list):
+            return [moved(v) for v in value]
+        if isinstance(value, dict):
+            return {moved(k): moved(v) for k, v in value.items()}
+        return value
+
+    dst.unlink(missing_ok=True)
+    if src.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(json.dumps(moved(json.loads(src.read_text()))))
+
+
+def link_artifacts(source: Path, target: Path, names, workdir: Path | None = None) -> list[str]:
     """Hard-link (copy where linking fails) each artifact of ``source`` that ``target`` does not have yet; the names
-    linked, and those an earlier comparison already linked (so a rerun still reports them as reused)."""
+    linked, and those an earlier comparison already linked (so a rerun still reports them as reused). With
+    ``workdir`` (the runs' Snakemake working directory) each of them takes over its source's Snakemake record
+    (``adopt_record``)."""
     done = []
     for name in names:
         src, dst = source / name, target / name
@@ -149,6 +186,9 @@ def link_artifacts(source: Path, target: Path, names) -> list[str]:
             except OSError:
                 shutil.copy2(path, out)
         done.append(name)
+    if workdir is not None:
+        for name in done:
+            adopt_record(workdir, source, target, name)
     return done
 
 
@@ -284,7 +324,7 @@ def main(argv=None) -> int:
         source, stages, rounds = best_source(finished, config)
         if source is not None:
             names = [n.format(train=train) for stage, _, files in STAGES if stage in stages for n in files]
-            linked = link_artifacts(source[1], run_dir, names + round_artifacts(rounds))
+            linked = link_artifacts(source[1], run_dir, names + round_artifacts(rounds), workdir)
             reused = [stage for stage, _, files in STAGES if stage in stages
                       and all(n.format(train=train) in linked for n in files)]
             reused_rounds = [r for r in range(1, rounds + 1) if f"adversarial_erasing/regions_round{r}.h5" in linked]
