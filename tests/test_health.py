@@ -52,6 +52,24 @@ def test_whole_image_by_hand():
     assert "covers the whole image in most of its images" in warnings[0]["message"]
 
 
+def test_a_check_an_artifact_predates_is_listed_as_not_run_not_passed():
+    from wsss_steps.evaluate import health_markdown, health_section
+
+    def attrs(figures):
+        return {"health": json.dumps({"figures": figures, "warnings": []})}
+
+    rates = {"cat": {"rate": 1.0, "images": 4}}
+    stores = {"extract_cams": attrs({"confident_share": rates}),  # made before the whole-image check
+              "random_walk": attrs({"survival": rates, "whole_image_share": rates}),
+              "train_segmentation": {}}  # made before any check
+    section = health_section(stores)
+    assert section["unchecked"] == ["extract_cams (whole_image_share)", "train_segmentation"]
+    text = health_markdown(section)
+    assert "All checks passed" not in text and "extract_cams (whole_image_share)" in text
+    assert health_section({"random_walk": stores["random_walk"]})["unchecked"] == []
+    assert "All checks passed" in health_markdown(health_section({"random_walk": stores["random_walk"]}))
+
+
 def test_cams_covering_the_whole_image_are_named(tmp_path):
     """extract's health on a stub classifier: one class's map is flat (it wins the whole image), the other's a square."""
     from types import SimpleNamespace

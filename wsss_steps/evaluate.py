@@ -112,7 +112,8 @@ def markdown_table(summary: dict) -> str:
 def health_section(stores: dict) -> dict:
     """The Health section: each stage's figures and every warning, from the ``health`` attribute of its artifact.
 
-    stores: {stage: HDF5 attributes of its artifact}; a stage whose artifact has no record is listed as unchecked.
+    stores: {stage: HDF5 attributes of its artifact}; a stage whose artifact has no record is listed as unchecked,
+    and one whose record lacks a check's figures (``health.missing_figures``) as "stage (figure, ...)".
     """
     section = {"stages": {}, "warnings": [], "unchecked": []}
     for stage, attrs in stores.items():
@@ -120,6 +121,8 @@ def health_section(stores: dict) -> dict:
         if record is None:
             section["unchecked"].append(stage)
             continue
+        if missing := health.missing_figures(stage, record):
+            section["unchecked"].append(f"{stage} ({', '.join(missing)})")
         section["stages"][stage] = record["figures"]
         section["warnings"].extend(record["warnings"])
     return section
@@ -130,6 +133,8 @@ def health_markdown(section: dict) -> str:
     lines = ["\n## Health\n"]
     if section["warnings"]:
         lines += [f"- **WARNING** {w['message']}" for w in section["warnings"]]
+    elif section["unchecked"]:
+        lines.append("No check that ran found a problem; some did not run (below).")
     else:
         lines.append("All checks passed (classifier labels, CAM and affinity-label coverage, class survival in the "
                      "walk, no class over its whole image, predicted classes).")

@@ -36,6 +36,14 @@ MIN_PREDICTED_RATIO = 0.25
 WHOLE_IMAGE_SHARE = 0.9  # a class on 90 % of an image's pixels covers the image
 MAX_WHOLE_IMAGE = 0.5  # objects that fill the frame are a minority of a class's photos, never most of them
 
+# The per-class figures each stage's checks read, by stage: an artifact whose record lacks one was made before
+# that check existed, and the summary lists the check as not run instead of passing it.
+STAGE_FIGURES = {
+    "extract_cams": ("confident_share", "whole_image_share"),
+    "make_affinity_labels": ("confident_share",),
+    "random_walk": ("survival", "whole_image_share"),
+}
+
 log = logging.getLogger("wsss_steps")
 
 
@@ -142,3 +150,8 @@ def read(store_attrs) -> dict | None:
     """The health record of an artifact (None for one written before the checks existed)."""
     text = store_attrs.get("health")
     return None if text is None else json.loads(text)
+
+
+def missing_figures(stage: str, record: dict) -> list[str]:
+    """The figures of ``STAGE_FIGURES[stage]`` a stage's health record lacks: its checks that never ran."""
+    return [name for name in STAGE_FIGURES.get(stage, ()) if name not in record["figures"]]
