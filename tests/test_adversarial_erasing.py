@@ -75,6 +75,11 @@ def test_a_round_whose_classifier_fails_on_the_erased_images_stops_erasing(run_c
     first = tmp_path / "regions_round1.h5"
     mine(["--dataset", dataset, "--params", params, "--round", "1", "--cams", str(run / "cams_train.h5"),
           "--classifier", str(run / "classifier.weights.h5"), "--split", "train", "--out", str(first)])
+    # round 1's union is the run's own CAMs: the same health figures as the CAM store's (the later stages read it so)
+    with h5py.File(first) as mined, h5py.File(run / "cams_train.h5") as cams:
+        figures = json.loads(mined.attrs["health"])["figures"]
+        assert figures == json.loads(cams.attrs["health"])["figures"]
+        assert set(figures) == {"confident_share", "whole_image_share"}
     failed = tmp_path / "classifier_round2.weights.h5"
     with h5py.File(failed, "w") as weights:  # a round-2 classifier that recalls no erased image
         weights.attrs["health"] = json.dumps({"figures": {"train": {"kite": {"recall": 0.0}, "bug": {"recall": 0.5}}}})

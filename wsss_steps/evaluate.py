@@ -139,7 +139,8 @@ def health_markdown(section: dict) -> str:
         lines.append("All checks passed (classifier labels, CAM and affinity-label coverage, class survival in the "
                      "walk, no class over its whole image, predicted classes).")
     if section["unchecked"]:
-        lines.append(f"\nNot checked (artifacts made before the checks existed): {', '.join(section['unchecked'])}.")
+        lines.append(f"\nNot checked (the artifact has no figures for it: made before the check existed; rerun the "
+                     f"stage to check it): {', '.join(section['unchecked'])}.")
     return "\n".join(lines) + "\n"
 
 

@@ -47,10 +47,8 @@ def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, 
         image = to_tensor(layout.image(image_id)).to(device)
         cam = multiscale_cam(model, image, classes, scales, flip, maps).cpu().numpy().astype(np.float16)
         put_array(store, image_id, cam, classes=np.asarray(classes, dtype=np.int64))
-        labels = cam_labels(cam.astype(np.float32), classes, health.CAM_THRESHOLD)
-        for cls, count in health.class_pixels(labels, classes).items():
-            confident.add(cls, count > 0)
-            whole.add(cls, health.covers_image(count, labels.size))
+        health.tally_localisation(cam_labels(cam.astype(np.float32), classes, health.CAM_THRESHOLD), classes,
+                                  confident, whole)
     figures = {"confident_share": confident.rates(layout.classes), "whole_image_share": whole.rates(layout.classes)}
     health.record(store.attrs, figures, health.low_rates(
         STAGE, "confident_share", figures["confident_share"], health.MIN_CONFIDENT_SHARE,

@@ -70,6 +70,14 @@ def covers_image(class_pixels: int, image_pixels: int, share: float = WHOLE_IMAG
     return class_pixels >= share * image_pixels
 
 
+def tally_localisation(labels: np.ndarray, classes, confident: "Tally", whole: "Tally"):
+    """Add one image's localisation (argmax([CAM_THRESHOLD; M])) to the tallies: per labelled class, whether it
+    gets a pixel, and whether it covers the image."""
+    for cls, count in class_pixels(labels, classes).items():
+        confident.add(cls, count > 0)
+        whole.add(cls, covers_image(count, labels.size))
+
+
 class Tally:
     """Per-class counts of (image, class) pairs and of those passing a check: rate = passed / pairs."""
 

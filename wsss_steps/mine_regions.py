@@ -1,6 +1,8 @@
 """Adversarial erasing, one round's mining: the union map U_r = max(U_{r-1}, M_r) of this round's CAMs (read on
 the images with the earlier rounds' regions erased) into a store the later stages read as CAMs; the round stops
-erasing when its classifier no longer classifies the erased images (wsss_steps/methods/adversarial_erasing.py)."""
+erasing when its classifier no longer classifies the erased images (wsss_steps/methods/adversarial_erasing.py).
+The union map is checked as extract_cams checks CAMs (its health record: per class, a confident pixel and the
+whole image), since the later stages read it in their place."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ import sys
 import h5py
 import numpy as np
 
+from . import health
 from .artifacts import open_store, provenance, put_array, read_array, write_store
 from .config import load_params
 from .log import progress
+from .methods.cam import cam_labels
 from .methods.adversarial_erasing import mined_region, round_succeeded, union_map
 from .runtime import base_parser, run_stage, start
 
@@ -50,6 +54,7 @@ def main(argv=None):
             attrs = provenance(STAGE, {**params, "round": args.round}, args.seed,
                                [p for p in (args.cams, args.classifier, args.previous) if p])
             mined, total = 0, 0
+            confident, whole = health.Tally(), health.Tally()
             with write_store(args.out, attrs) as store:
                 for image_id in progress(ids, desc=f"mine round {args.round}"):
                     cam = read_array(source, image_id).astype(np.float32)
@@ -58,12 +63,24 @@ def main(argv=None):
                         cam = union_map(read_array(previous, image_id).astype(np.float32), cam)
                     put_array(store, image_id, cam.astype(np.float16), classes=classes)
                     region = mined_region(cam, delta)
+                    health.tally_localisation(cam_labels(cam.astype(np.float16).astype(np.float32), classes,
+                                                         health.CAM_THRESHOLD), classes, confident, whole)
                     mined, total = mined + int(region.sum()), total + region.size
                 share = round(100 * mined / max(1, total), 2)
                 history.append({"round": args.round, "used": use_round, "mined_share": share,
                                 "recall": {k: v.get("recall") for k, v in recall.items()}})
                 store.attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids),
                                    stopped_at=stopped, rounds=json.dumps(history))
+                figures = {"confident_share": confident.rates(layout.classes),
+                           "whole_image_share": whole.rates(layout.classes)}
+                health.record(store.attrs, figures, health.low_rates(
+                    f"{STAGE} round {args.round}", "confident_share", figures["confident_share"],
+                    health.MIN_CONFIDENT_SHARE, "the round's classifier (classifier.lr / classifier.steps)",
+                    "the class gets no confident pixel in the union map in many of its images") +
+                    health.whole_image_warnings(
+                        f"{STAGE} round {args.round}", figures["whole_image_share"],
+                        "adversarial_erasing.rounds or delta: the later rounds mined the background (fewer rounds, "
+                        "a higher delta)"))
     finally:
         if previous is not None:
             previous.close()
