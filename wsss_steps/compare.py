@@ -9,9 +9,8 @@ method is the baseline: a later method reuses, as hard links, the artifacts of e
 does not change, from the earlier run that shares the most stages with it (Grad-CAM, which only changes how CAMs
 are read, reuses the baseline's trained classifier; ``ae_psl`` everything up to the walk of ``ae_round3``), and
 the adversarial-erasing rounds an earlier run already made with the same settings (``ae_round3`` reuses rounds 1
-and 2 of ``ae_round2``), and only when the run does not have them yet; each linked file takes over its source's Snakemake record
-(``adopt_record``). The plain run of the same config files
-(``results/<run_name>/``, what ``snakemake --configfile ...`` made before) counts as such an earlier run when
+and 2 of ``ae_round2``), and only when the run does not have them yet; each linked file takes over its source's
+Snakemake record (``adopt_record``). The plain run of the same config files (``results/<run_name>/``, what ``snakemake --configfile ...`` made before) counts as such an earlier run when
 Snakemake finds it complete and up to date for them (a dry run with nothing to do and every output's settings
 on record), so a comparison started after the plain run does not train the baseline again. Nothing is ever
 overwritten. A method that
@@ -142,10 +141,9 @@ def snakemake_record(workdir: Path, path: Path) -> Path:
 def adopt_record(workdir: Path, source: Path, target: Path, name: str) -> None:
     """Give the linked artifact ``target/name`` the Snakemake record of ``source/name``, the source run's folder
     replaced by the target's (in paths, and a parameter that is the run's name): the settings and input checksums
-    it was made with. Without it Snakemake judges the
-    link by modification times alone and trains the stage again once an input file (a dataset's split list)
-    is newer, or, where an earlier run of that name left a record, by that stale record. A source with no record
-    leaves none."""
+    it was made with. Without it Snakemake judges the link by modification times alone and trains the stage again
+    once an input file (a dataset's split list) is newer, or, where an earlier run of that name left a record, by
+    that stale record. A source with no record leaves none (only records under .snakemake/metadata are written)."""
     src, dst = snakemake_record(workdir, source / name), snakemake_record(workdir, target / name)
     old, new = os.path.relpath(source, workdir) + "/", os.path.relpath(target, workdir) + "/"
 
