@@ -10,8 +10,8 @@ does not change, from the earlier run that shares the most stages with it (Grad-
 are read, reuses the baseline's trained classifier; ``ae_psl`` everything up to the walk of ``ae_round3``), and
 the adversarial-erasing rounds an earlier run already made with the same settings (``ae_round3`` reuses rounds 1
 and 2 of ``ae_round2``), and only when the run does not have them yet; each linked file takes over its source's
-Snakemake record (``adopt_record``). The plain run of the same config files (``results/<run_name>/``, what ``snakemake --configfile ...`` made before) counts as such an earlier run when
-Snakemake finds it complete and up to date for them (a dry run with nothing to do and every output's settings
+Snakemake record (``adopt_record``). The plain run of the same config files (``results/<run_name>/``, what
+``snakemake --configfile ...`` made before) counts as such an earlier run when Snakemake finds it complete and up to date for them (a dry run with nothing to do and every output's settings
 on record), so a comparison started after the plain run does not train the baseline again. Nothing is ever
 overwritten. A method that
 fails is reported as failed in the table; the others still run. Written: ``comparison.md`` and ``comparison.json`` in
