@@ -156,7 +156,7 @@ def adopt_record(workdir: Path, source: Path, target: Path, name: str) -> None:
             return {moved(k): moved(v) for k, v in value.items()}
         return value
 
-    dst.unlink(missing_ok=True)
+    dst.unlink(missing_ok=True)  # a record of Snakemake's, under workdir/.snakemake/metadata: never a user's file
     if src.is_file():
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_text(json.dumps(moved(json.loads(src.read_text()))))

@@ -61,9 +61,10 @@ def main(argv=None):
                     classes = np.asarray(source[image_id].attrs["classes"])
                     if use_round and previous is not None:
                         cam = union_map(read_array(previous, image_id).astype(np.float32), cam)
-                    put_array(store, image_id, cam.astype(np.float16), classes=classes)
+                    stored = cam.astype(np.float16)  # what the later stages read, and what is checked
+                    put_array(store, image_id, stored, classes=classes)
                     region = mined_region(cam, delta)
-                    health.tally_localisation(cam_labels(cam.astype(np.float16).astype(np.float32), classes,
+                    health.tally_localisation(cam_labels(stored.astype(np.float32), classes,
                                                          health.CAM_THRESHOLD), classes, confident, whole)
                     mined, total = mined + int(region.sum()), total + region.size
                 share = round(100 * mined / max(1, total), 2)
