@@ -159,6 +159,18 @@ def test_voc12_config_dry_run_shows_the_whole_dag(tmp_path):
                     "train_affinity": 1, "random_walk": 1, "train_segmentation": 1, "evaluate": 1, "figures": 1}
 
 
+def test_the_paper_preset_keeps_psa_s_settings():
+    import yaml
+
+    preset = yaml.safe_load(VOC12_GPU[0].read_text())
+    assert (preset["affinity_labels"]["alpha_low"], preset["affinity_labels"]["alpha_high"]) == (4, 24)
+    assert preset["affinity"]["radius"] == 5 and preset["cams"]["scales"] == [0.5, 1.0, 1.5, 2.0]
+    walk = preset["random_walk"]
+    assert (walk["alpha"], walk["beta"], walk["t"], walk["background"]) == (16, 8, 256, "power")
+    # psa's train_aff.py loads the ImageNet weights into AffinityNet; DeepLab starts from ImageNet too
+    assert not preset["affinity"]["init_from_classifier"] and not preset["segmentation"]["init_from_classifier"]
+
+
 def test_missing_dataset_root_stops_the_workflow_before_any_job(tmp_path):
     proc = snakemake(tmp_path, "-n", *NO_GPU, configfiles=VOC12_GPU, check=False)
     assert proc.returncode != 0
