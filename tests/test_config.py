@@ -96,3 +96,15 @@ def test_the_run_name_defaults_to_dataset_and_preset(good):
     assert validate_config(copy.deepcopy(config))["run_name"] == "synthetic"
     config["preset"] = "cpu_photos"
     assert validate_config(config)["run_name"] == "synthetic-cpu_photos"
+
+
+def test_class_0_must_be_the_background_by_name():
+    from wsss_steps.config import ConfigError, check_background_first, is_background_name
+
+    assert [is_background_name(n) for n in ("background", "_background_", "__background__", "Background", "bg",
+                                            "back-ground", "horse", "backdrop")] == [True] * 6 + [False, False]
+    check_background_first(["background", "horse"])
+    with pytest.raises(ConfigError, match=r"'background' is class 1, .* e\.g\. \[background, horse\]"):
+        check_background_first(["horse", "background"])
+    with pytest.raises(ConfigError, match=r"starts with 'horse'; put 'background' first, e\.g\. \[background, horse, cat\]"):
+        check_background_first(["horse", "cat"])

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .files import atomic_path
+from .files import atomic_path, require_space, space_errno
 
 
 class ArtifactError(RuntimeError):
@@ -47,14 +49,46 @@ def provenance(stage: str, params: dict, seed: int | None, inputs: list) -> dict
 
 
 @contextlib.contextmanager
+def _quiet_failed_writes():
+    """Keep HDF5's failed writes out of stderr while a store is written.
+
+    HDF5 writes a dataset's chunks when h5py frees it, where a failure can only be printed ('Exception ignored ...')
+    and the stage would go on computing; put_array writes each dataset's chunks itself so that the first failure
+    is raised, and the repeats of that failure that h5py reports while it frees objects are dropped here.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if space_errno(unraisable.exc_value) is None:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+@contextlib.contextmanager
 def write_store(path, attrs: dict):
-    """Open a new HDF5 store for writing under a temporary name, with provenance ``attrs``."""
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as store:
+    """Open a new HDF5 store for writing under a temporary name, with provenance ``attrs``.
+
+    A write that fails for lack of space stops the stage at once with one sentence (files.DiskFull) naming ``path``;
+    the unfinished file is removed.
+    """
+    with atomic_path(path) as tmp, _quiet_failed_writes():
+        store = h5py.File(tmp, "w")
+        try:
             for key, value in attrs.items():
                 store.attrs[key] = value
             yield store
             store.attrs["datasets"] = count_datasets(store)
+        except BaseException:
+            # the error that stopped the block is the one to report: a failed close only repeats it
+            with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
+                store.close()
+            raise
+        store.close()
 
 
 def array_sha256(array: np.ndarray) -> str:
@@ -99,6 +133,7 @@ def verify_store(path) -> list[str]:
 
 
 PLANE_CHUNK_BYTES = 1 << 20
+SPACE_MARGIN = 1 << 16  # bytes kept free beyond an array's own for HDF5's metadata
 
 
 def put_array(store, name: str, array: np.ndarray, **attrs):
@@ -113,10 +148,28 @@ def put_array(store, name: str, array: np.ndarray, **attrs):
         plane = array.shape[-2] * array.shape[-1] * array.itemsize <= PLANE_CHUNK_BYTES
         chunks = (1,) * (array.ndim - 2) + array.shape[-2:] if plane else True
         kwargs = dict(chunks=chunks, compression="gzip", compression_opts=4, shuffle=True)
-    dset = store.create_dataset(name, data=array, **kwargs)
+    return new_dataset(store, name, array, attrs, **kwargs)
+
+
+def new_dataset(group, name: str, array: np.ndarray, attrs: dict | None = None, **kwargs):
+    """Create one dataset with its SHA-256 and ``attrs``, written to disk before this returns.
+
+    A full disk stops the stage here, at the first array that does not fit, with the space it needs: its bytes
+    uncompressed + 64 KiB must be free. HDF5 would otherwise report the failed write only when h5py frees the
+    dataset, where the error cannot stop the stage and is printed once per object while the stage computes on.
+    """
+    array = np.asarray(array)
+    require_space(group.file.filename, array.nbytes + SPACE_MARGIN)
+    dset = group.create_dataset(name, data=array, **kwargs)
     dset.attrs["sha256"] = array_sha256(array)
-    for key, value in attrs.items():
+    for key, value in (attrs or {}).items():
         dset.attrs[key] = value
+    try:
+        dset.id.flush()  # a failed write that the check above could not foresee (a file size limit) raises here
+    except Exception:
+        with contextlib.redirect_stderr(io.StringIO()):  # h5py prints the same failure again as it frees the dataset
+            del dset  # while its file is open: HDF5 crashes on a dataset freed after a failed close of its file
+        raise
     return dset
 
 
@@ -197,8 +250,7 @@ def read_array(store, name: str) -> np.ndarray:
 def write_state_dict(group, state: dict):
     """One HDF5 dataset per tensor of a state dict, under ``group``."""
     for key, tensor in state.items():
-        array = tensor.detach().cpu().numpy()
-        group.create_dataset(key, data=array).attrs["sha256"] = array_sha256(array)
+        new_dataset(group, key, tensor.detach().cpu().numpy())
 
 
 def read_state_dict(group) -> dict:
@@ -219,7 +271,7 @@ def write_curve(group, curve):
     """Per-step records as one float64 dataset per column (step first), a column absent from a step being NaN."""
     columns = list(dict.fromkeys(key for record in curve for key in record))
     for key in columns:
-        group.create_dataset(key, data=np.array([record.get(key, np.nan) for record in curve], np.float64))
+        new_dataset(group, key, np.array([record.get(key, np.nan) for record in curve], np.float64))
     group.attrs["columns"] = json.dumps(columns)
 
 

@@ -213,9 +213,10 @@ def method_row(name: str, run_dir: Path, reused: list[str], returncode: int, reu
     summary_path = run_dir / "summary.json"
     if returncode == 0 and summary_path.is_file():
         summary = json.loads(summary_path.read_text())
-        row.update(cam=summary["cam"]["miou"], rw=summary["rw"]["miou"], seg=summary["seg"]["miou"],
+        row.update(cam=summary["cam"]["miou"], rw=summary["rw"]["miou"], seg=(summary.get("seg") or {}).get("miou"),
                    seg_crf=(summary.get("seg_crf") or {}).get("miou"),
-                   cam_iou=summary["cam"]["iou"], rw_iou=summary["rw"]["iou"], seg_iou=summary["seg"]["iou"],
+                   cam_iou=summary["cam"]["iou"], rw_iou=summary["rw"]["iou"],
+                   seg_iou=(summary.get("seg") or {}).get("iou"),
                    cooccurrence=summary.get("cooccurrence", []),
                    warnings=[w["message"] for w in summary["health"]["warnings"]])
     return row

@@ -45,6 +45,31 @@ def _filling_defaults(validator_class):
 FillingValidator = _filling_defaults(jsonschema.Draft7Validator)
 
 
+# Names by which a class list may call its class 0, the background (compared in lower case, without _ - and spaces).
+BACKGROUND_NAMES = ("background", "bg", "backgrounds")
+
+
+def is_background_name(name: str) -> bool:
+    """Whether a class name says background: background, bg, _background_, __background__, Background ..."""
+    return re.sub(r"[\s_-]+", "", str(name)).lower() in BACKGROUND_NAMES
+
+
+def check_background_first(classes) -> None:
+    """Refuse a class list whose class 0 (mask value 0, which every stage treats as the background) is not the
+    background: a background name further down, or an object name first, would swap the classes of every mask."""
+    later = [(i, name) for i, name in enumerate(classes) if i > 0 and is_background_name(name)]
+    if later:
+        index, name = later[0]
+        raise ConfigError(f"config key 'dataset.classes': '{name}' is class {index}, but class 0 (mask value 0) is the "
+                          f"background; list the background first, e.g. [{name}, "
+                          f"{', '.join(n for n in classes if n != name)}].")
+    if not is_background_name(classes[0]):
+        raise ConfigError(f"config key 'dataset.classes': class 0 (mask value 0) is the background, but the list "
+                          f"starts with '{classes[0]}'; put 'background' first, e.g. [background, "
+                          f"{', '.join(map(str, classes))}] if the masks mark the background with 0 and "
+                          f"'{classes[0]}' with 1.")
+
+
 def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
     """Raise ConfigError naming the first bad key; fill in the schema's defaults and return the config when it is valid.
 
@@ -73,6 +98,7 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
     classes = config["dataset"]["classes"]
     if len(set(classes)) != len(classes):
         raise ConfigError("config key 'dataset.classes': class names must be unique.")
+    check_background_first(classes)
     for pair in config["dataset"].get("cooccurrence", []):
         if pair["class"] not in classes:
             raise ConfigError(f"config key 'dataset.cooccurrence': '{pair['class']}' is not a class of dataset.classes.")

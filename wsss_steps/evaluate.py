@@ -68,7 +68,7 @@ def cooccurrence_markdown(rows: list[dict]) -> str:
              "EPS's confusion ratio: pixels of the context predicted as the class, over the class's true positives "
              "(lower is better).", "", "| class | context | CAM | CAM + RW | segmentation (val) |", "|---|---|---|---|---|"]
     for row in rows:
-        cells = ["-" if row[k] is None else f"{row[k]:.3f}" for k in ("cam", "rw", "seg")]
+        cells = ["-" if row.get(k) is None else f"{row[k]:.3f}" for k in ("cam", "rw", "seg")]
         lines.append(f"| {row['class']} | {row['context']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -104,6 +104,8 @@ def markdown_table(summary: dict) -> str:
         part = summary[key]
         cells = ["-" if part["iou"][c] is None else f"{part['iou'][c]:.1f}" for c in classes]
         rows.append(f"| {name} | {part['split']} | " + " | ".join(cells) + f" | **{part['miou']:.1f}** |")
+    for key, reason in summary.get("not_scored", {}).items():
+        rows.append(f"| {seg if key == 'seg' else key} | not scored: {reason} |" + " |" * (len(classes) + 1))
     curve = ", ".join(f"{p['threshold']}: {p['miou']:.1f}" for p in summary["cam"]["curve"])
     return (f"# {summary['run_name']} on {summary['dataset']}\n\n" + head + "\n".join(rows) +
             f"\n\nCAM mIoU against the background threshold (for reference, not tuned): {curve}\n")
@@ -248,20 +250,25 @@ def main(argv=None):
         if args.val_split not in preds:
             raise SystemExit(f"{args.predictions}: has no predictions for split '{args.val_split}'.")
         val_ids = layout.scored_ids(json.loads(preds[args.val_split].attrs["ids"]))
-        if not train_ids or not val_ids:
+        if not train_ids:
             raise SystemExit(f"{layout.root / layout.mask_dir}: no masks for the images to score "
                              f"({len(train_ids)} on {score_split}, {len(val_ids)} on {args.val_split}).")
         log.info("scoring %d images of %s and %d of %s (those with a mask)", len(train_ids),
                  score_split, len(val_ids), args.val_split)
         summary = {"run_name": args.run_name, "dataset": dataset.get("name", str(layout.root)),
                    "classes": list(layout.classes)}
+        if not val_ids:  # said at planning too (rules/common.smk): the network is trained and predicts, unscored
+            summary["not_scored"] = {"seg": f"no image of split {args.val_split} has a mask"}
+            log.warning("no image of split %s has a mask in %s: the segmentation network is not scored (its "
+                        "predictions are in %s)", args.val_split, layout.root / layout.mask_dir, args.predictions)
         summary["cam"] = dict(evaluate_cams(layout, cams, train_ids, params["cam_threshold"], params["threshold_curve"]),
                               split=score_split)
         summary["rw"] = dict(evaluate_labels(layout, pseudo, train_ids, "score CAM+RW"),
                              split=score_split)
-        summary["seg"] = dict(evaluate_labels(layout, preds[args.val_split], val_ids, "score segmentation"),
-                              split=args.val_split, trained_with=str(preds.attrs.get("trained_with", "random_walk")))
-        if params.get("crf"):
+        if val_ids:
+            summary["seg"] = dict(evaluate_labels(layout, preds[args.val_split], val_ids, "score segmentation"),
+                                  split=args.val_split, trained_with=str(preds.attrs.get("trained_with", "random_walk")))
+        if params.get("crf") and val_ids:
             crf = dict(params["crf"])
             gt_prob = crf.pop("gt_prob")
             val = preds[args.val_split]
@@ -281,7 +288,7 @@ def main(argv=None):
 
         summary["cooccurrence"] = cooccurrence_ratios(layout, json.loads(args.cooccurrence), {
             "cam": (train_ids, cam_of), "rw": (train_ids, lambda i: read_array(pseudo, i)),
-            "seg": (val_ids, lambda i: read_array(preds[args.val_split], i))})
+            **({"seg": (val_ids, lambda i: read_array(preds[args.val_split], i))} if val_ids else {})})
         stores = {}
         if args.classifier:
             with open_store(args.classifier, "train_classifier", layout) as weights:
@@ -300,8 +307,9 @@ def main(argv=None):
                              + health_markdown(summary["health"]))
     with atomic_path(args.examples) as tmp:
         (figure or Image.new("RGB", (64, 16), "white")).save(tmp, format="PNG")
-    log.info("CAM %.2f | CAM+RW %.2f | segmentation %.2f mIoU%s", summary["cam"]["miou"], summary["rw"]["miou"],
-             summary["seg"]["miou"], f" (+ CRF {summary['seg_crf']['miou']:.2f})" if "seg_crf" in summary else "")
+    log.info("CAM %.2f | CAM+RW %.2f | segmentation %s mIoU%s", summary["cam"]["miou"], summary["rw"]["miou"],
+             f"{summary['seg']['miou']:.2f}" if "seg" in summary else "not scored",
+             f" (+ CRF {summary['seg_crf']['miou']:.2f})" if "seg_crf" in summary else "")
     warnings = summary["health"]["warnings"]
     for item in warnings:
         log.warning("health: %s", item["message"])

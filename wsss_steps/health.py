@@ -119,11 +119,21 @@ def whole_image_warnings(stage: str, rates: dict, setting: str) -> list[dict]:
                       "the class covers the whole image in most of its images (spread onto its context)")
 
 
-def classifier_warnings(figures: dict) -> list[dict]:
-    """Warnings for classes whose image-level precision or recall (train or val) is below MIN_PRECISION_RECALL."""
+def classifier_warnings(figures: dict, train_split: str | None = None) -> list[dict]:
+    """Warnings for classes whose image-level precision or recall (train or val) is below MIN_PRECISION_RECALL; a
+    class that no image of ``train_split`` contains gets that one warning instead (no setting can cure it)."""
     out = []
+    unseen = {name for name, row in figures.get(train_split, {}).items() if row.get("images") == 0}
+    for name in sorted(unseen):
+        out.append({"stage": "train_classifier", "check": "no_training_image", "class": name, "value": 0.0,
+                    "threshold": 1, "setting": "the training split (dataset.train_split) or dataset.classes",
+                    "message": f"train_classifier: no training image contains class '{name}', so the classifier "
+                               f"cannot learn it; add images of it to the training split or take it out of "
+                               f"dataset.classes"})
     for split, rows in figures.items():
         for name, row in rows.items():
+            if name in unseen:
+                continue
             for key in ("precision", "recall"):
                 value = row.get(key)
                 if value is not None and value < MIN_PRECISION_RECALL:

@@ -103,9 +103,10 @@ def user_error_types() -> tuple:
     from .config import ConfigError
     from .data.voc import DatasetError
     from .data.synthetic import NotOurs
+    from .files import DiskFull
     from .nets.backbones import WeightsError
 
-    return ArtifactError, ConfigError, DatasetError, DeviceError, NotOurs, WeightsError
+    return ArtifactError, ConfigError, DatasetError, DeviceError, DiskFull, NotOurs, WeightsError
 
 
 def run_stage(main, argv=None) -> int:

@@ -126,14 +126,30 @@ def _hide_crop(rng, image, patch_size, p, mean):
     return hide(image, hidden_cells(rng, image.shape[:2], patch_size, p), mean)
 
 
+def health_tables(layout: VOCLayout, splits, log) -> dict:
+    """The images of each health split that have image-level labels, decided before training: a split without masks
+    or annotations (a val split of unlabelled photos) is left out of the health check, and the log says so."""
+    tables = {}
+    for split in dict.fromkeys(splits):
+        table, unlabelled = layout.labelled_table(split)
+        if unlabelled:
+            log.warning("health: %d of the %d images of split %s have no image-level labels (no mask, annotation or "
+                        "labels-file entry): %s", len(unlabelled), len(unlabelled) + len(table), split,
+                        "its image-level precision and recall are measured on the others" if table
+                        else "its image-level precision and recall are not measured")
+        if table:
+            tables[split] = table
+    return tables
+
+
 @torch.no_grad()
-def label_health(model, layout: VOCLayout, splits, device) -> dict:
-    """Per split and class: precision and recall of the image-level labels predicted as logit > 0 on whole images."""
+def label_health(model, layout: VOCLayout, tables: dict, device) -> dict:
+    """Per split and class: precision and recall of the image-level labels predicted as logit > 0 on whole images
+    (``tables``: split -> {id: classes})."""
     model.to(device).eval()
     figures = {}
     names = layout.classes[1:]
-    for split in splits:
-        table = layout.label_table(split)
+    for split, table in tables.items():
         predicted = np.zeros((len(table), len(names)), bool)
         target = np.zeros_like(predicted)
         for row, (image_id, classes) in enumerate(progress(table.items(), total=len(table), desc=f"labels {split}")):
@@ -181,6 +197,11 @@ def main(argv=None):
         layout = dataclasses.replace(layout, saliency_dir=str(Path(args.saliency_dir).resolve()))
     for split, counts in layout.check([args.split], args.check_masks).items():
         log.info("dataset check, split %s: %s", split, counts)
+        if counts.get("classes_without_images"):
+            log.warning("dataset check: no image of the training split %s contains the classes %s: the classifier "
+                        "cannot learn them; add images of them to the split or take them out of dataset.classes",
+                        split, ", ".join(f"'{name}'" for name in counts["classes_without_images"]))
+    tables = health_tables(layout, args.health_splits, log)
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "classifier")
     inputs = [layout.list_file(args.split)]
     if args.erase_regions:
@@ -201,9 +222,9 @@ def main(argv=None):
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1],
                  **computed_in(backbone_cfg, device))
-    if args.health_splits:
-        figures = label_health(model, layout, list(dict.fromkeys(args.health_splits)), device)
-        health.record(attrs, figures, health.classifier_warnings(figures))
+    if tables:
+        figures = label_health(model, layout, tables, device)
+        health.record(attrs, figures, health.classifier_warnings(figures, args.split))
     save_weights(args.out, model, attrs, curve)
     discard_checkpoint(args.checkpoint)
     log.info("wrote %s (final loss %.4f)", args.out, history[-1])

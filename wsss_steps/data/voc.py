@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
@@ -10,7 +11,17 @@ from xml.etree import ElementTree
 import numpy as np
 from PIL import Image
 
+from ..config import check_background_first
 from .label_png import load_label_png
+
+# Characters that text editors and other tools put into list files without showing them (byte-order mark, zero-width
+# spaces and joiners, soft hyphen): never part of an image id, dropped with the surrounding whitespace.
+INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\u00ad"
+
+
+def _loose(name: str) -> str:
+    """A file stem or id as compared for near matches: lower case, without invisible characters and outer spaces."""
+    return "".join(c for c in name if c not in INVISIBLE).strip().casefold()
 
 
 class DatasetError(ValueError):
@@ -74,6 +85,33 @@ class VOCLayout:
     def has_mask(self, image_id: str) -> bool:
         return self.mask_path(image_id).is_file()
 
+    def _listing(self, folder: str) -> dict[str, list[str]]:
+        """The files of ``root/folder`` by their name's stem in lower case, without invisible characters (cached)."""
+        key = ("listing", folder)
+        if key not in self._cache:
+            table = {}
+            directory = self.root / folder
+            for name in sorted(os.listdir(directory)) if directory.is_dir() else []:
+                stem = name.rsplit(".", 1)[0] if "." in name else name
+                table.setdefault(_loose(stem), []).append(name)
+            self._cache[key] = table
+        return self._cache[key]
+
+    def near_matches(self, folder: str, image_id: str) -> list[str]:
+        """Files of ``root/folder`` named like ``image_id`` but for the case, the extension or invisible characters."""
+        return self._listing(folder).get(_loose(image_id), [])
+
+    def missing_image(self, image_id: str, listed_in=None) -> DatasetError:
+        """The error for a listed image that is not at <image_dir>/<id>.jpg: what was found instead and what to do."""
+        path = self.image_path(image_id)
+        where = f"listed in {listed_in}" if listed_in else "listed in a split file"
+        found = self.near_matches(self.image_dir, image_id)
+        if not found:
+            return DatasetError(f"{path}: image {where} is missing.")
+        return DatasetError(f"{path}: image {where} is missing, but {self.image_dir} holds {found[0]!r}; images are "
+                            f"read as <id>.jpg with the id as the list spells it: rename the file to {image_id}.jpg, "
+                            f"or spell the id in the list as the file does.")
+
     def check_folders(self, need_masks: bool = False):
         """Fail with one sentence naming the first missing piece: root, image folder, list folder (mask folder)."""
         if not self.root.is_dir():
@@ -90,8 +128,8 @@ class VOCLayout:
         if not path.is_file():
             raise DatasetError(f"{path}: split list not found (dataset root {self.root}).")
         ids, seen = [], {}
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            image_id = line.strip()
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+            image_id = line.strip().strip(INVISIBLE).strip()  # Windows line ends go with splitlines and strip
             if not image_id:
                 continue
             if len(image_id.split()) > 1:
@@ -113,7 +151,7 @@ class VOCLayout:
         """RGB uint8 (H, W, 3)."""
         path = self.image_path(image_id)
         if not path.is_file():
-            raise DatasetError(f"{path}: image listed in a split file is missing.")
+            raise self.missing_image(image_id)
         try:
             with Image.open(path) as image:
                 return np.asarray(image.convert("RGB"), dtype=np.uint8)
@@ -153,7 +191,7 @@ class VOCLayout:
         """(H, W) from the image header, without decoding the pixels."""
         path = self.image_path(image_id)
         if not path.is_file():
-            raise DatasetError(f"{path}: image listed in a split file is missing.")
+            raise self.missing_image(image_id)
         try:
             with Image.open(path) as image:
                 return image.height, image.width
@@ -164,7 +202,7 @@ class VOCLayout:
         """Decode the whole image (JPEGs at 1/8 scale, which still reads every byte), naming it if it is broken."""
         path = self.image_path(image_id)
         if not path.is_file():
-            raise DatasetError(f"{path}: image listed in a split file is missing.")
+            raise self.missing_image(image_id)
         try:
             with Image.open(path) as image:
                 image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
@@ -257,12 +295,31 @@ class VOCLayout:
                                f"({self.mask_path(image_id)}) to read the image-level labels of {image_id} from.")
         return self.labels_from_mask(image_id)
 
+    def has_labels(self, image_id: str) -> bool:
+        """Whether the preferred label source gives the image's image-level labels (a val image may have none)."""
+        source = self.label_source()
+        if source == "labels_file":
+            return image_id in self._labels_file_table()
+        return self.has_mask(image_id) or (source == "annotations" and self.annotation_path(image_id).is_file())
+
+    def labelled_table(self, split: str) -> tuple[dict[str, list[int]], list[str]]:
+        """(id -> classes for the images of a split that have image-level labels, the ids that have none)."""
+        ids = self.ids(split)
+        unlabelled = [i for i in ids if not self.has_labels(i)]
+        skip = set(unlabelled)
+        return {i: self.image_labels(i) for i in ids if i not in skip}, unlabelled
+
+    def classes_without_images(self, table: dict[str, list[int]]) -> list[str]:
+        """The foreground classes that no image of ``table`` (id -> classes) contains."""
+        present = {c for classes in table.values() for c in classes}
+        return [name for index, name in enumerate(self.classes) if index > 0 and index not in present]
+
     def label_table(self, split: str) -> dict[str, list[int]]:
         """image id -> present foreground classes, for every image of a split, each image checked to exist."""
         table = {}
         for image_id in self.ids(split):
             if not self.image_path(image_id).is_file():
-                raise DatasetError(f"{self.image_path(image_id)}: image listed in {self.list_file(split)} is missing.")
+                raise self.missing_image(image_id, self.list_file(split))
             table[image_id] = self.image_labels(image_id)
         return table
 
@@ -273,11 +330,14 @@ class VOCLayout:
         ``mask_splits`` that has a mask gets it checked against its image. Raises DatasetError naming
         the first bad file; returns counts per split.
         """
+        check_background_first(self.classes)
         self.check_folders()
         report = {}
         for split in dict.fromkeys(label_splits):
             table = self.label_table(split)
             report[split] = {"images": len(table), "with_foreground": sum(bool(v) for v in table.values())}
+            if self.classes_without_images(table):
+                report[split]["classes_without_images"] = self.classes_without_images(table)
         for split in dict.fromkeys(mask_splits):
             ids = self.ids(split)
             report.setdefault(split, {"images": len(ids)})["with_mask"] = len(self.scored_ids(ids))
@@ -287,8 +347,18 @@ class VOCLayout:
         return report
 
     def scored_ids(self, ids) -> list[str]:
-        """The ids that have a mask to be scored against, each mask checked against its image."""
+        """The ids that have a mask to be scored against, each mask checked against its image.
+
+        An id without <mask_dir>/<id>.png is not scored, unless a file named like it (other case, other extension,
+        invisible characters) is there: that is a mask the user meant, and the run stops naming it.
+        """
         scored = [i for i in ids if self.has_mask(i)]
+        for image_id in ids:
+            if image_id not in scored and self.near_matches(self.mask_dir, image_id):
+                found = self.near_matches(self.mask_dir, image_id)[0]
+                raise DatasetError(f"{self.mask_path(image_id)}: mask not found, but {self.mask_dir} holds {found!r}; "
+                                   f"masks are read as <id>.png with the id as the list spells it: rename the file to "
+                                   f"{image_id}.png (an 8-bit PNG of class indices), or the image is not scored.")
         for image_id in scored:
             self.check_mask(image_id)
         return scored
