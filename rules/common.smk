@@ -103,8 +103,11 @@ else:
     # and predicts on it, evaluate scores what has masks and says that val has none (train_classifier likewise leaves
     # images without labels out of its health check).
     if not any(_layout.has_mask(_id) for _id in _layout.ids(VAL)):
-        print(f"Note: no image of dataset.val_split '{VAL}' has a mask in {_layout.root / _layout.mask_dir}: the "
-              "segmentation network is trained and predicts on it, but is not scored.", file=sys.stderr)
+        print(
+            f"Note: no image of dataset.val_split '{VAL}' has a mask in {_layout.root / _layout.mask_dir}: the "
+            "segmentation network is trained and predicts on it, but is not scored.",
+            file=sys.stderr,
+        )
 
 # device: cuda where PyTorch sees no GPU stops at planning when the jobs run on this machine (a cluster's
 # login node may have no GPU while the nodes the jobs go to do).
