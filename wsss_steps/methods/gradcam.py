@@ -1,8 +1,12 @@
 """Grad-CAM (Selvaraju et al., ICCV 2017): class maps weighted by the gradient of the class score,
-L^c = ReLU(sum_k alpha^c_k A^k) with alpha^c_k = (1/Z) sum_ij dy^c / dA^k_ij, at a chosen layer A.
+L^c = ReLU(sum_k alpha^c_k A^k) at a chosen layer A, with alpha^c_k = sum_ij dy^c / dA^k_ij as the authors'
+code computes it (ramprs/grad-cam, misc/utils.lua:121, a sum over the map's cells; the paper writes (1/Z) sum_ij).
 
-For a GAP + linear classifier read at its last layer, dy^c / dA^k_ij = w_ck / Z everywhere, so Grad-CAM
-equals the CAM ReLU(w_c^T A) up to the positive scale 1/Z; at an inner layer it differs.
+The 1/Z is a constant per map that cancels once one map is normalised, but not when the maps of several scales
+are summed before normalising (cam.multiscale_cam): a mean would divide each scale by its own cell count and
+weigh the coarsest scale most. With the sum, for a GAP + linear classifier read at its last layer,
+dy^c / dA^k_ij = w_ck / Z everywhere, so alpha^c_k = w_ck and Grad-CAM is the CAM ReLU(w_c^T A) exactly; at an
+inner layer it differs. Grad-CAM takes the ReLU before resizing the map (as the authors' code), the CAM after.
 Selected with ``cams.method: gradcam``; ``cams.gradcam.layer`` picks the layer (GRADCAM_LAYERS).
 """
 
@@ -14,8 +18,8 @@ GRADCAM_LAYERS = ("last", "previous")  # the backbone's last stage, or the stage
 
 
 def gradcam_weights(gradients: torch.Tensor) -> torch.Tensor:
-    """alpha^c_k = (1/Z) sum_ij dy^c / dA^k_ij: gradients (B, K, h, w) -> (B, K)."""
-    return gradients.mean(dim=(-2, -1))
+    """alpha^c_k = sum_ij dy^c / dA^k_ij: gradients (B, K, h, w) -> (B, K)."""
+    return gradients.sum(dim=(-2, -1))
 
 
 def gradcam_map(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
