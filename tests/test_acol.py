@@ -12,15 +12,36 @@ from wsss_steps.nets.classifier import ACoLNet, CAMNet, classifier_method, load_
 from wsss_steps.train_classifier import acol_loss_fn, train
 
 
-def test_the_erased_region_is_exactly_where_a_present_class_exceeds_delta():
-    cam = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]],      # class 1, max 4: normalised 0, .25, .5, 1
+def official_normalise(atten_map):
+    """xiaomengyc/ACoL models/vgg/vgg_v1.py:139-149 (normalize_atten_maps), per image and class:
+    (atten_map - min) / (max - min) over the map's cells, on the raw map (no ReLU)."""
+    flat = atten_map.flatten(2)
+    low, high = flat.min(dim=2).values, flat.max(dim=2).values
+    return (atten_map - low[:, :, None, None]) / (high - low)[:, :, None, None]
+
+
+def test_the_erased_region_is_where_the_min_max_normalised_raw_map_reaches_delta():
+    cam = torch.tensor([[[[-4.0, 0.0], [2.0, 4.0]],     # class 1: min -4, max 4, normalised 0, .5, .75, 1
                          [[8.0, 0.0], [-3.0, 0.0]]]])   # class 2, absent here
-    region = erased_region(cam, torch.tensor([[1.0, 0.0]]), delta=0.4)
-    assert region.tolist() == [[[False, False], [True, True]]]
-    region = erased_region(cam, torch.tensor([[1.0, 1.0]]), delta=0.4)  # class 2 (max 8) adds the top left
-    assert region.tolist() == [[[True, False], [True, True]]]
-    peak_only = erased_region(cam, torch.tensor([[1.0, 0.0]]), delta=0.99)  # normalised peak 1 > 0.99
+    # vgg_v1.py:123-137 (erase_feature_maps): pos = torch.ge(normalised, threshold), the mask 0 there
+    official = official_normalise(cam)[:, 0] >= 0.5
+    region = erased_region(cam, torch.tensor([[1.0, 0.0]]), delta=0.5)
+    assert region.tolist() == official.tolist() == [[[False, True], [True, True]]]
+    region = erased_region(cam, torch.tensor([[1.0, 1.0]]), delta=0.5)  # class 2 (8 -> 1, 0 -> 3/11) adds the top left
+    assert region.tolist() == [[[True, True], [True, True]]]
+    peak_only = erased_region(cam, torch.tensor([[1.0, 0.0]]), delta=1.0 - 1e-7)  # the peak, 1 >= delta
     assert peak_only.tolist() == [[[False, False], [False, True]]]
+    flat = erased_region(torch.full((1, 1, 2, 2), 3.0), torch.tensor([[1.0]]), delta=0.6)
+    assert not flat.any()  # a constant map erases nothing (the official NaN never reaches delta)
+
+
+def test_the_fused_map_is_the_max_of_the_separately_normalised_head_maps():
+    a = torch.tensor([[[[-2.0, 0.0], [2.0, 6.0]]]])  # normalised 0, .25, .5, 1
+    b = torch.tensor([[[[1.0, 3.0], [1.0, 1.0]]]])   # normalised 0, 1, 0, 0
+    # vgg_v1.py:104-107 (get_localization_maps): torch.max(normalize_atten_maps(map1), normalize_atten_maps(map_erase))
+    official = torch.max(official_normalise(a), official_normalise(b))
+    torch.testing.assert_close(fuse(a, b), official)
+    assert fuse(a, b).flatten().tolist() == [0.0, 1.0, 0.5, 1.0]
 
 
 def test_erasing_zeroes_every_channel_inside_the_region_only():
@@ -29,7 +50,6 @@ def test_erasing_zeroes_every_channel_inside_the_region_only():
     out = erase(features, region)
     assert out[0, :, 0, 0].tolist() == [0, 0] and out[0, :, 1, 1].tolist() == [0, 0]
     assert out[0, :, 0, 1].tolist() == [2, 6] and out[0, :, 1, 0].tolist() == [3, 7]
-    assert fuse(torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0])).tolist() == [1.0, 3.0]
 
 
 def test_acol_loss_trains_head_b_on_the_erased_features():
@@ -51,7 +71,7 @@ def test_acol_loss_trains_head_b_on_the_erased_features():
     assert net.classifier_b.weight.grad.abs().sum() > 0
     maps = acol_maps(net, batch["image"], [1])
     a, b = net.cam_pair(batch["image"])
-    torch.testing.assert_close(maps, torch.maximum(a, b)[:, [1]])
+    torch.testing.assert_close(maps, torch.maximum(official_normalise(a[:, [1]]), official_normalise(b[:, [1]])))
 
 
 def test_a_classifier_trained_with_acol_is_rebuilt_with_its_second_head(tmp_path):
