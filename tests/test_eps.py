@@ -83,3 +83,29 @@ def test_eps_training_uses_a_background_map_and_the_saliency(tmp_path):
     assert isinstance(model, EPSNet) and np.isfinite(history[0])
     image = torch.rand(1, 3, 32, 32)
     assert model(image).shape == (1, 20) and model.cam(image).shape[1] == 21
+
+
+def test_eps_localisation_maps_are_the_softmax_class_channels_as_the_official_inference_reads_them():
+    from wsss_steps.extract_cams import method_maps
+    from wsss_steps.methods.cam import multiscale_cam
+    from wsss_steps.methods.eps import eps_maps
+    from wsss_steps.nets.backbones import make_backbone
+
+    torch.manual_seed(0)
+    model = EPSNet(make_backbone("tiny", width=4), 3).eval()
+    with torch.no_grad():
+        model.classifier.weight.mul_(20)  # maps far from uniform, so the background map takes pixels
+    image = torch.rand(3, 32, 40)  # a multiple of the stride: one scale without flip is one pass of infer.py
+    classes = [1, 3]
+    label = torch.tensor([1.0, 0.0, 1.0])
+    ours = multiscale_cam(model, image, classes, [1.0], flip=False, maps=eps_maps)
+    # halbielee/EPS infer.py:124-131: cam = F.softmax(cam, dim=1); cam = F.interpolate(cam, (H, W), bilinear,
+    # align_corners=False); cam_fg = cam[:-1] * label; infer.py:187: norm_cam = sum_cam / (max over H, W + 1e-5)
+    with torch.no_grad():
+        cam = torch.softmax(model.cam(image[None]), dim=1)
+        cam = torch.nn.functional.interpolate(cam, size=(32, 40), mode="bilinear", align_corners=False)[0]
+        fg = cam[:-1] * label[:, None, None]
+        official = fg / (fg.flatten(1).amax(dim=1)[:, None, None] + 1e-5)
+    torch.testing.assert_close(ours, official[[0, 2]])
+    assert (cam[-1] > cam[:-1].max(dim=0).values).any()  # the background channel competes at some pixels
+    assert method_maps({"method": "cam"}, trained_with="eps") is eps_maps  # what extract_cams reads for EPS

@@ -18,6 +18,7 @@ from .methods.acol import acol_maps
 from .data.erased import stopped_round, with_regions
 from .methods.adversarial_erasing import erase_mined
 from .methods.cam import cam_labels, cam_maps, multiscale_cam
+from .methods.eps import eps_maps
 from .methods.gradcam import gradcam_maps
 from .methods.hide_and_seek import mean_colour
 from .nets.backbones import computed_in
@@ -26,14 +27,16 @@ from .runtime import base_parser, run_stage, start
 
 STAGE = "extract_cams"
 CAM_METHODS = ("cam", "gradcam")  # cams.method; absent means cam
+TRAINED_MAPS = {"acol": acol_maps, "eps": eps_maps}  # classifier.method -> its map read-out (others: cam_maps)
 
 
 def method_maps(params: dict, trained_with: str = "cam"):
-    """The raw-map function of ``cams.method``: Grad-CAM at ``cams.gradcam.layer``, or the CAM, M_c = w_c^T f,
-    fused over ACoL's two heads, max(M_A, M_B), when the classifier was trained with ``classifier.method`` acol."""
+    """The raw-map function of ``cams.method``: Grad-CAM at ``cams.gradcam.layer``, or the map of the method the
+    classifier was trained with (``classifier.method``): ACoL's fused heads, EPS's softmax over its C + 1 maps, or
+    the CAM, M_c = w_c^T f."""
     if params.get("method", "cam") == "gradcam":
         return functools.partial(gradcam_maps, layer=params["gradcam"]["layer"])
-    return acol_maps if trained_with == "acol" else cam_maps
+    return TRAINED_MAPS.get(trained_with, cam_maps)
 
 
 def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, store, maps=cam_maps):

@@ -3,8 +3,9 @@ last) learns from the image-level labels and from a saliency map S. Per pixel, p
 maps; each present class whose map overlaps S by more than tau joins the foreground, the other present
 classes and the background map join the background; the estimated saliency
 S_hat = lambda * sum_fg p + (1 - lambda) * (1 - sum_bg p) is pulled to S:
-L = L_cls(GAP of the C class maps) + MSE(S_hat, S). CAMs are read from the C class maps as usual.
-Selected with ``classifier.method: eps``.
+L = L_cls(GAP of the C class maps) + MSE(S_hat, S). The localisation map is read as the authors' code reads it
+(halbielee/EPS infer.py:124-137): p = softmax over the C + 1 maps, its class channels, so the background map
+competes at every pixel. Selected with ``classifier.method: eps``.
 """
 
 from __future__ import annotations
@@ -47,3 +48,9 @@ def saliency_loss(cam: torch.Tensor, saliency: torch.Tensor, present: torch.Tens
     p = pixel_probabilities(cam)
     fg, bg = split_classes(saliency_overlap(p.detach(), saliency), present, tau)
     return F.mse_loss(estimated_saliency(p, fg, bg, lam), saliency)
+
+
+def eps_maps(model, batch: torch.Tensor, index) -> torch.Tensor:
+    """Localisation maps p_c = softmax over the C + 1 maps of an EPSNet, for the class positions ``index``:
+    (B, len(index), h, w)."""
+    return pixel_probabilities(model.cam(batch))[:, index]
