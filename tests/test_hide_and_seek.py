@@ -46,13 +46,29 @@ def test_training_crops_are_hidden_with_the_training_sets_mean(tmp_path):
     table = layout.label_table("train")
     images = [np.asarray(Image.open(layout.root / "JPEGImages" / f"{i}.jpg").convert("RGB")) for i in table]
     mean = mean_colour(images)
-    everything = crop_hiding(layout, table, {"method": "hide_and_seek", "hide_and_seek": {"patch_size": 8, "p": 1.0}})
-    assert crop_hiding(layout, table, {"method": "cam", "hide_and_seek": {"patch_size": 8, "p": 1.0}}) is None
+    everything = crop_hiding(layout, table, {"method": "hide_and_seek", "hide_and_seek": {"patch_sizes": [8], "p": 1.0}})
+    assert crop_hiding(layout, table, {"method": "cam", "hide_and_seek": {"patch_sizes": [8], "p": 1.0}}) is None
     hidden = CropDataset(layout, table, 32, (0.9, 1.0), seed=0, image_labels=table, hide=everything)[0]["image"]
     expected = to_tensor(np.broadcast_to(np.round(mean).astype(np.uint8), (32, 32, 3)).copy())
     torch.testing.assert_close(hidden, expected)
     # p = 0 gives the plain crop: hiding draws from the item's generator only after the crop is made
-    nothing = crop_hiding(layout, table, {"method": "hide_and_seek", "hide_and_seek": {"patch_size": 8, "p": 0.0}})
+    nothing = crop_hiding(layout, table, {"method": "hide_and_seek", "hide_and_seek": {"patch_sizes": [8], "p": 0.0}})
     plain = CropDataset(layout, table, 32, (0.9, 1.0), seed=0, image_labels=table)[1]["image"]
     torch.testing.assert_close(CropDataset(layout, table, 32, (0.9, 1.0), seed=0, image_labels=table,
                                            hide=nothing)[1]["image"], plain)
+
+
+def test_the_grid_size_is_drawn_per_image_from_the_official_set_and_0_hides_nothing():
+    from wsss_steps.config import section_defaults
+    from wsss_steps.methods.hide_and_seek import draw_patch_size
+
+    # kkanshul/Hide-and-Seek hide_patch.py:15: grid_sizes=[0,16,32,44,56]; :21 grid_size = grid_sizes[random.randint(0,
+    # len(grid_sizes)-1)], once per image; :18 hide_prob = 0.5; a grid size of 0 hides no patch
+    official = [0, 16, 32, 44, 56]
+    defaults = section_defaults("classifier", {"method": "hide_and_seek"})["hide_and_seek"]
+    assert defaults == {"patch_sizes": official, "p": 0.5}
+    rng = np.random.default_rng(0)
+    drawn = [draw_patch_size(rng, official) for _ in range(5000)]
+    counts = np.bincount([official.index(s) for s in drawn], minlength=5) / 5000
+    np.testing.assert_allclose(counts, 0.2, atol=0.02)
+    assert not hidden_cells(rng, (40, 30), 0, p=1.0).any()

@@ -19,7 +19,7 @@ def _train(root, out, workers, method):
                "train_split": "train", "val_split": "val"}
     backbone = {"name": "tiny", "output_stride": 8, "weights": None, "width": 8}
     params = {"steps": 5, "batch_size": 4, "lr": 0.02, "weight_decay": 0.0001, "crop_size": 64,
-              "scale_range": [0.8, 1.2], "method": method, "hide_and_seek": {"patch_size": 16, "p": 0.5}}
+              "scale_range": [0.8, 1.2], "method": method, "hide_and_seek": {"patch_sizes": [0, 16], "p": 0.5}}
     cmd = [sys.executable, "-m", "wsss_steps.train_classifier", "--dataset", json.dumps(dataset),
            "--backbone", json.dumps(backbone), "--params", json.dumps(params), "--split", "train", "--seed", "3",
            "--threads", "1", "--device", "cpu", "--workers", str(workers), "--out", str(out)]

@@ -23,7 +23,7 @@ from .methods.acol import erase, erased_region
 from .data.erased import stopped_round, with_regions
 from .methods.adversarial_erasing import erase_mined
 from .methods.eps import saliency_loss
-from .methods.hide_and_seek import hidden_cells, hide, mean_colour
+from .methods.hide_and_seek import draw_patch_size, hidden_cells, hide, mean_colour
 from .methods.puzzle_cam import alpha_at, reconstruction_loss, stitch, tile
 from .nets.backbones import computed_in
 from .nets.classifier import build_classifier
@@ -117,13 +117,13 @@ def crop_hiding(layout: VOCLayout, ids, params: dict):
         return None
     settings = params["hide_and_seek"]
     mean = mean_colour(layout.image(image_id) for image_id in ids)
-    log.info("Hide-and-Seek: cells of %d px hidden with p %.2f, filled with the training mean colour %s",
-             settings["patch_size"], settings["p"], np.round(mean, 1).tolist())
-    return functools.partial(_hide_crop, patch_size=settings["patch_size"], p=settings["p"], mean=mean)
+    log.info("Hide-and-Seek: cells of %s px (one size drawn per crop) hidden with p %.2f, filled with the training "
+             "mean colour %s", settings["patch_sizes"], settings["p"], np.round(mean, 1).tolist())
+    return functools.partial(_hide_crop, patch_sizes=tuple(settings["patch_sizes"]), p=settings["p"], mean=mean)
 
 
-def _hide_crop(rng, image, patch_size, p, mean):
-    return hide(image, hidden_cells(rng, image.shape[:2], patch_size, p), mean)
+def _hide_crop(rng, image, patch_sizes, p, mean):
+    return hide(image, hidden_cells(rng, image.shape[:2], draw_patch_size(rng, patch_sizes), p), mean)
 
 
 def health_tables(layout: VOCLayout, splits, log) -> dict:
