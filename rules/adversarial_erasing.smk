@@ -16,6 +16,9 @@ rule ae_train_classifier:
     input:
         split=split_list(TRAIN),
         regions=lambda w: ae_file("regions", int(w.round) - 1),
+        images=manifest("images"),
+        labels=manifest("labels"),
+        weights=manifest("weights"),
     output:
         weights=ae_file("classifier", "{round}"),
     log:
@@ -54,6 +57,8 @@ rule ae_extract_cams:
         split=split_list(TRAIN),
         classifier=ae_file("classifier", "{round}"),
         regions=lambda w: ae_file("regions", int(w.round) - 1),
+        images=manifest("images"),
+        labels=manifest("labels"),
     output:
         cams=ae_file("cams", "{round}"),
     log:

@@ -4,6 +4,7 @@
 rule make_affinity_labels:
     input:
         cams=LOCALISATION,
+        images=manifest("images"),
     output:
         labels=artifact(f"affinity_labels_{TRAIN}.h5"),
     log:
@@ -32,6 +33,8 @@ rule train_affinity:
     input:
         labels=rules.make_affinity_labels.output.labels,
         classifier=rules.train_classifier.output.weights,
+        images=manifest("images"),
+        weights=manifest("weights"),
     output:
         weights=artifact("affinity.weights.h5"),
     log:
@@ -65,6 +68,7 @@ rule random_walk:
     input:
         cams=LOCALISATION,
         affinity=rules.train_affinity.output.weights,
+        images=manifest("images"),
     output:
         labels=artifact(f"pseudo_labels_{TRAIN}.h5"),
         png=directory(artifact(f"pseudo_labels_{TRAIN}")),

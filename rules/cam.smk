@@ -4,6 +4,7 @@
 rule make_saliency:
     input:
         split=split_list(TRAIN),
+        images=manifest("images"),
     output:
         maps=directory(artifact("saliency")),
     log:
@@ -28,7 +29,10 @@ rule make_saliency:
 rule train_classifier:
     input:
         split=split_list(TRAIN),
-        saliency=rules.make_saliency.output.maps if EPS_SALIENCY else [],
+        saliency=rules.make_saliency.output.maps if EPS_SALIENCY else manifest("saliency"),
+        images=manifest("images"),
+        labels=manifest("labels"),
+        weights=manifest("weights"),
     output:
         weights=artifact("classifier.weights.h5"),
     log:
@@ -67,6 +71,8 @@ rule extract_cams:
     input:
         split=split_list(TRAIN),
         classifier=rules.train_classifier.output.weights,
+        images=manifest("images"),
+        labels=manifest("labels"),
     output:
         cams=artifact(f"cams_{TRAIN}.h5"),
     log:

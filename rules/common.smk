@@ -3,8 +3,10 @@
 # Every stage's hyperparameters reach its rule as `params`, so changing one reruns exactly the
 # stages that use it.
 
+import hashlib
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ sys.path.insert(0, workflow.basedir)
 
 from wsss_steps import __version__ as VERSION
 from wsss_steps.config import ConfigError, validate_config
+from wsss_steps.data.manifest import write_manifests
 from wsss_steps.sweep import cam_point_names, cam_point_settings, point_names, point_settings
 from wsss_steps.runs import check_run_matches
 
@@ -61,6 +64,8 @@ def stage_shell(stage, args, gpu=True, processes=1):
     """The shell command of a rule: `python -m wsss_steps.<stage> <args>` with its output in {log}; a GPU
     stage runs under wsss_steps.gpu_slot, which gives the job a GPU of its own (``processes`` GPUs, one per
     data-parallel process that torchrun starts, when more than one)."""
+    if MANIFESTS and stage not in ("make_dataset", "make_coco"):
+        args += " --manifests " + " ".join(str(path) for path in MANIFESTS.values())
     if processes == 1:
         slot = "python3 -m wsss_steps.gpu_slot -- " if gpu else ""
         return f"{slot}python3 -m wsss_steps.{stage} {args} > {{log}} 2>&1"
@@ -108,6 +113,46 @@ else:
             "segmentation network is trained and predicts on it, but is not scored.",
             file=sys.stderr,
         )
+
+# What the stages read of the dataset and the backbone weights, as content manifests (wsss_steps/data/manifest.py):
+# rewritten only when their content changes, so a rule that declares one reruns when what it reads changed and a
+# touched file reruns nothing. A dataset the workflow writes itself (generate, coco) has none: its split lists are
+# the outputs of the rule that writes it.
+MANIFEST_DIR = f"results/manifests/{DATASET['name']}-{hashlib.sha256(str(Path(DATASET['root']).resolve()).encode()).hexdigest()[:8]}"
+
+
+def weights_file(weights):
+    """backbone.weights as a local file whose content the weights manifest records, or None (no weights, or a
+    torchvision weights name, which the stage downloads); a path that is not there stops planning, naming the key."""
+    if not weights:
+        return None
+    if Path(weights).is_file():
+        return Path(weights)
+    if re.fullmatch(r"[A-Z][A-Z0-9_]*", str(weights)):
+        return None
+    raise ConfigError(
+        f"config key 'backbone.weights': {weights}: file not found (from {Path.cwd()}); give a local state-dict "
+        "file or a torchvision weights name such as IMAGENET1K_V1."
+    )
+
+
+WEIGHTS_FILE = weights_file(config["backbone"].get("weights"))
+if "generate" in DATASET or "coco" in DATASET:
+    MANIFESTS = write_manifests(MANIFEST_DIR, None, (), WEIGHTS_FILE) if WEIGHTS_FILE else {}
+else:
+    MANIFESTS = write_manifests(
+        MANIFEST_DIR,
+        _layout,
+        [TRAIN, VAL, SCORE],
+        WEIGHTS_FILE,
+        saliency=config["classifier"].get("method") == "eps",
+    )
+
+
+def manifest(name):
+    """The manifest ``name`` (images, labels, masks, weights, saliency) as a rule input, [] where there is none."""
+    return str(MANIFESTS[name]) if name in MANIFESTS else []
+
 
 # device: cuda where PyTorch sees no GPU stops at planning when the jobs run on this machine (a cluster's
 # login node may have no GPU while the nodes the jobs go to do).

@@ -8,6 +8,9 @@ rule evaluate:
         pseudo=rules.random_walk.output.labels,
         predictions=rules.train_segmentation.output.predictions,
         classifier=rules.train_classifier.output.weights,
+        images=manifest("images"),
+        image_labels=manifest("labels"),
+        masks=manifest("masks"),
     output:
         summary=artifact("summary.json"),
         table=artifact("summary.md"),
@@ -118,6 +121,8 @@ rule diagnose:
     input:
         cams=LOCALISATION,
         affinity=rules.train_affinity.output.weights,
+        images=manifest("images"),
+        masks=manifest("masks"),
     output:
         report=artifact("diagnose.json"),
     log:

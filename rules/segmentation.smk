@@ -11,6 +11,9 @@ rule train_segmentation:
         ),
         classifier=rules.train_classifier.output.weights,
         val=split_list(VAL),
+        images=manifest("images"),
+        labels=manifest("labels"),
+        weights=manifest("weights"),
     output:
         weights=artifact("segmentation.weights.h5"),
         predictions=artifact("segmentation_predictions.h5"),

@@ -12,6 +12,7 @@ rule sweep_walk_point:
     input:
         cams=LOCALISATION,
         affinity=rules.train_affinity.output.weights,
+        images=manifest("images"),
     output:
         labels=temp(artifact("sweep/walk/{point}.h5")),
     log:
@@ -40,6 +41,7 @@ rule sweep_walk_point:
 rule score_sweep_point:
     input:
         labels=artifact("sweep/walk/{point}.h5"),
+        masks=manifest("masks"),
     output:
         point=artifact("sweep/walk/{point}.json"),
     log:
@@ -82,6 +84,8 @@ rule sweep_cams_point:
     input:
         split=split_list(TRAIN),
         classifier=rules.train_classifier.output.weights,
+        images=manifest("images"),
+        labels=manifest("labels"),
     output:
         cams=temp(artifact("sweep/cams/{cpoint}.h5")),
     log:
@@ -109,6 +113,7 @@ rule sweep_cams_point:
 rule score_cams_point:
     input:
         cams=artifact("sweep/cams/{cpoint}.h5"),
+        masks=manifest("masks"),
     output:
         point=artifact("sweep/cams/{cpoint}.json"),
     log:

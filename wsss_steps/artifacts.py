@@ -36,9 +36,15 @@ def file_sha256(path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+# Attributes every artifact this process writes records, set at start-up (runtime.record_manifests): the digest of
+# the dataset manifests the workflow planned the job with.
+RUN_PROVENANCE: dict = {}
+
+
 def provenance(stage: str, params: dict, seed: int | None, inputs: list) -> dict:
     """Attributes recording what made an artifact."""
     return {
+        **RUN_PROVENANCE,
         "stage": stage,
         "params": json.dumps(params, sort_keys=True, default=str),
         "seed": -1 if seed is None else int(seed),

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from . import health
-from .artifacts import LOCALISATION_STAGES, atomic_path, open_store, read_array
+from .artifacts import LOCALISATION_STAGES, RUN_PROVENANCE, atomic_path, open_store, read_array
 from .config import load_params
 from .data import VOCLayout
 from .data.label_png import voc_palette
@@ -23,7 +23,7 @@ from .methods.crf import crf_labels
 from .metrics import confusion_counts, confusion_matrix, confusion_ratio, score
 from .scoring import evaluate_cams
 from .log import progress, setup_logging
-from .runtime import base_parser, run_stage
+from .runtime import base_parser, record_manifests, run_stage
 
 STAGE = "evaluate"
 
@@ -234,6 +234,7 @@ def main(argv=None):
     parser.add_argument("--examples", required=True, help="examples.png to write")
     args = parser.parse_args(argv)
     log = setup_logging(args.log)
+    record_manifests(args)
     dataset = load_params(args.dataset)
     layout = VOCLayout.from_config(dataset)
     params = load_params(args.params, "evaluate")
@@ -256,7 +257,7 @@ def main(argv=None):
         log.info("scoring %d images of %s and %d of %s (those with a mask)", len(train_ids),
                  score_split, len(val_ids), args.val_split)
         summary = {"run_name": args.run_name, "dataset": dataset.get("name", str(layout.root)),
-                   "classes": list(layout.classes)}
+                   "classes": list(layout.classes), **RUN_PROVENANCE}
         if not val_ids:  # said at planning too (rules/common.smk): the network is trained and predicts, unscored
             summary["not_scored"] = {"seg": f"no image of split {args.val_split} has a mask"}
             log.warning("no image of split %s has a mask in %s: the segmentation network is not scored (its "

@@ -16,7 +16,7 @@ from .data import VOCLayout
 from .log import progress, setup_logging
 from .methods.affinitynet import affinity_labels
 from .methods.crf import dense_crf
-from .runtime import base_parser, run_stage
+from .runtime import base_parser, record_manifests, run_stage
 
 STAGE = "make_affinity_labels"
 
@@ -42,6 +42,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="label store to write (.h5)")
     args = parser.parse_args(argv)
     log = setup_logging(args.log)
+    record_manifests(args)
     layout = VOCLayout.from_config(load_params(args.dataset))
     params = load_params(args.params, "affinity_labels")
     threads = args.threads or 1

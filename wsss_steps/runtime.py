@@ -77,7 +77,19 @@ def base_parser(prog: str, doc: str) -> argparse.ArgumentParser:
                              "on the CPU) (default: $WSSS_WORKERS, else auto)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", help="log file (default: stderr only)")
+    parser.add_argument("--manifests", nargs="*", default=[], metavar="FILE",
+                        help="the dataset's content manifests the workflow planned this job with (their digest is "
+                             "recorded in the provenance of what the stage writes)")
     return parser
+
+
+def record_manifests(args):
+    """Record the digest of the manifests given with --manifests in every artifact's provenance."""
+    from .artifacts import RUN_PROVENANCE
+    from .data.manifest import manifest_digest
+
+    if getattr(args, "manifests", None):
+        RUN_PROVENANCE["dataset_manifest"] = manifest_digest(args.manifests)
 
 
 def start(parser: argparse.ArgumentParser, argv=None):
@@ -88,6 +100,7 @@ def start(parser: argparse.ArgumentParser, argv=None):
 
     args = parser.parse_args(argv)
     logger = setup_logging(args.log)
+    record_manifests(args)
     set_threads(args.threads)
     try:
         device = resolve_device(args.device)
