@@ -25,13 +25,20 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def train_classifier(root, tmp_path, classes=VOC_CLASSES):
+def run_train_classifier(root, tmp_path, classes=VOC_CLASSES, *extra):
+    """train_classifier on the tree with the tiny settings: (the completed process, its output path)."""
     dataset = json.dumps({"root": str(root), "classes": list(classes), "ignore_index": 255})
     out = tmp_path / "classifier.weights.h5"
     proc = subprocess.run([sys.executable, "-m", "wsss_steps.train_classifier", "--dataset", dataset,
                            "--backbone", TINY_BACKBONE, "--params", TINY_CLASSIFIER, "--split", "train",
-                           "--check-masks", "val", "train", "--device", "cpu", "--out", str(out)],
+                           "--check-masks", "val", "train", *extra, "--device", "cpu", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
+    return proc, out
+
+
+def train_classifier(root, tmp_path, classes=VOC_CLASSES):
+    """train_classifier where it must stop before writing anything."""
+    proc, out = run_train_classifier(root, tmp_path, classes)
     assert not out.exists()
     return proc
 
@@ -135,14 +142,8 @@ def health_of(path) -> dict:
         return json.loads(store.attrs["health"])
 
 
-def train_with_health(root, tmp_path, classes=VOC_CLASSES):
-    dataset = json.dumps({"root": str(root), "classes": list(classes), "ignore_index": 255})
-    out = tmp_path / "classifier.weights.h5"
-    proc = subprocess.run([sys.executable, "-m", "wsss_steps.train_classifier", "--dataset", dataset,
-                           "--backbone", TINY_BACKBONE, "--params", TINY_CLASSIFIER, "--split", "train",
-                           "--check-masks", "val", "train", "--health-splits", "train", "val", "--device", "cpu",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
-    return proc, out
+def train_with_health(root, tmp_path):
+    return run_train_classifier(root, tmp_path, VOC_CLASSES, "--health-splits", "train", "val")
 
 
 def test_a_val_split_without_masks_or_annotations_is_left_out_of_the_health_check_before_training(tree, tmp_path):

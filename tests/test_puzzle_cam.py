@@ -68,3 +68,20 @@ def test_a_crop_size_whose_tiles_do_not_stitch_back_is_refused_by_name(tmp_path)
     params["crop_size"] = 32
     model, history = train(layout, "train", {"name": "tiny", "width": 4, "weights": None}, params, 0, "cpu")
     assert len(history) == 1 and history[0] > 0
+
+
+def test_reconstruction_loss_and_alpha_are_the_official_script_s():
+    torch.manual_seed(0)
+    features, re_features = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    # OFRIN/PuzzleCAM train_classification_with_puzzle.py:352-355 (re_loss_option 'masking', the default):
+    # class_mask = labels.unsqueeze(2).unsqueeze(3); re_loss = L1_Loss(features, re_features) * class_mask;
+    # re_loss = re_loss.mean(), the mean over all B x C x H x W elements
+    official = (torch.abs(features - re_features) * labels.unsqueeze(2).unsqueeze(3)).mean()
+    torch.testing.assert_close(reconstruction_loss(features, re_features, labels), official)
+    # train_classification_with_puzzle.py:376-379: alpha = min(args.alpha * iteration / (max_iteration *
+    # args.alpha_schedule), args.alpha)
+    max_iteration, alpha, schedule = 200, 4.0, 0.5
+    for iteration in (0, 1, 50, 99, 100, 101, 199):
+        expected = min(alpha * iteration / (max_iteration * schedule), alpha)
+        assert alpha_at(iteration / max_iteration, alpha, schedule) == pytest.approx(expected)
