@@ -190,7 +190,8 @@ def test_the_stage_writes_a_voc_tree_that_voclayout_reads(dataset, tmp_path):
     assert layout.label_table("train") == {TRAIN_ID: [1, 2]} and layout.label_table("val") == {VAL_ID: [1, 3]}
     from_masks = VOCLayout.from_config({k: v for k, v in dataset.items() if k != "labels_file"})
     assert from_masks.label_table("train") == {TRAIN_ID: [1, 2]} and from_masks.label_table("val") == {VAL_ID: [1, 3]}
-    assert layout.check(["train"], ["train", "val"]) == {"train": {"images": 1, "with_foreground": 1, "with_mask": 1},
+    assert layout.check(["train"], ["train", "val"]) == {"train": {"images": 1, "with_foreground": 1, "with_mask": 1,
+                                                                   "classes_without_images": ["kite"]},
                                                          "val": {"images": 1, "with_mask": 1}}
 
     # a second run replaces the tree it wrote, and leaves the COCO images where they were
