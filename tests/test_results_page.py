@@ -1,0 +1,45 @@
+"""The results page is generated from the recorded runs, and the README quotes only what it holds."""
+
+import json
+import re
+
+from conftest import REPO, load_script
+
+SUMMARY = {"run_name": "demo", "dataset": "synthetic", "classes": ["background", "kite"],
+           "cam": {"miou": 57.24, "iou": {"background": 91.4, "kite": 23.08}, "split": "train"},
+           "rw": {"miou": 66.06, "iou": {"background": 97.8, "kite": 34.32}, "split": "train"},
+           "not_scored": {"seg": "no image of split val has a mask"},
+           "health": {"warnings": [{"message": "train_classifier: image-level recall on val is low"}]}}
+
+
+def test_the_page_holds_each_figure_of_a_record_with_its_provenance():
+    page_script = load_script("results_page")
+    record = {"run": "demo", "command": "snakemake --cores 2", "commit": "abc1234", "date": "2026-12-06",
+              "machine": "a CPU, 2 cores", "computed_in": {"train_classifier": "cpu float32"}, "wall_seconds": 539.4,
+              "stage_seconds": {"train_classifier": 129.0}, "summary": SUMMARY}
+    page = page_script.build_page([record])
+    assert "| CAM | train | 91.4 | 23.1 | **57.2** |" in page
+    assert "| CAM + RW | train | 97.8 | 34.3 | **66.1** |" in page
+    assert "| segmentation | not scored: no image of split val has a mask |" in page
+    assert "- command: `snakemake --cores 2`" in page and "commit abc1234 on 2026-12-06" in page
+    assert "- wall time: 8 min 59 s" in page and "train_classifier cpu float32" in page
+    assert "image-level recall on val is low" in page
+
+
+def test_docs_results_md_is_what_the_records_give():
+    page_script = load_script("results_page")
+    records = page_script.read_records()
+    assert (REPO / "docs" / "results.md").read_text() == page_script.build_page(records), \
+        "run python scripts/results_page.py build"
+    for record in records:  # a record holds a finished run's summary and where it came from
+        assert {"run", "command", "commit", "date", "machine", "summary"} <= set(record)
+
+
+def test_the_readme_s_measured_results_are_figures_of_the_results_page():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Measured results", 1)[1].split("\n## ", 1)[0]
+    page = (REPO / "docs" / "results.md").read_text()
+    quoted = re.findall(r"\*\*(\d+\.\d)\*\*", section)
+    assert quoted, "the section quotes no figure"
+    for figure in quoted:
+        assert f"**{figure}**" in page, f"README's Measured results quotes {figure}, which docs/results.md does not hold"
