@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wsss_steps.data import VOCLayout  # noqa: E402
 from wsss_steps.data.label_png import save_label_png  # noqa: E402
-from wsss_steps.data.manifest import write_manifests  # noqa: E402
+from wsss_steps.data.manifest import MANIFESTS, write_manifests  # noqa: E402
 
 CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
            "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
@@ -78,8 +78,8 @@ def main(argv=None) -> int:
     if not (root / "ImageSets/Segmentation/train.txt").is_file():
         print(f"writing {args.images} images ({args.masks} with masks) under {root} ...", flush=True)
         write_tree(root, args.images, args.masks, args.image_kb)
-    for path in manifests.glob("*"):
-        path.unlink()
+    for name in [*(f"{m}.json" for m in MANIFESTS), "stat_cache.json"]:  # only the files this benchmark writes
+        (manifests / name).unlink(missing_ok=True)
     layout = VOCLayout(root, CLASSES)
     splits = ["train", "val"]
     print(f"{args.images} images, {args.masks} masks, {os.cpu_count()} cores")
