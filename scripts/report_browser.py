@@ -8,7 +8,7 @@ Prints one line per result and exits 1 if any is not shown. Chromium comes from 
 with apt-get when missing, which needs root; scripts/debian_packages.py) and is driven by Playwright
 (a dev dependency), which downloads no browser of its own here.
 
-tests/test_report.py uses the same functions (`chromium`, `shown_results`).
+tests/workflow/test_report_run.py uses the same functions (`chromium`, `shown_results`).
 """
 
 from __future__ import annotations

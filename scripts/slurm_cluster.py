@@ -10,7 +10,7 @@ munge key and socket, state, spool, logs, and two character devices standing in 
 only hands out GRES that exist as device files). Nothing under /etc is touched and nothing is
 started as a system service: clients find the cluster through SLURM_CONF=DIR/etc/slurm.conf.
 
-tests/test_slurm.py uses the same functions (`install`, `Cluster`).
+tests/workflow/test_slurm.py uses the same functions (`install`, `Cluster`).
 """
 
 from __future__ import annotations

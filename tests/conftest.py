@@ -12,6 +12,22 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "tests" / "tiny_config.yaml"
 
 
+TIERS = ("unit", "stages", "workflow")  # tests/<tier>/: each test is marked with its folder's name
+WORKFLOW_FIXTURES = {"tiny_run", "run_copy"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its tier (the folder it lives in); a test outside tests/workflow/ that needs the tiny
+    workflow run is a collection error, so `pytest -m "not workflow"` never starts Snakemake for a fixture."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in tests/unit, tests/stages or tests/workflow")
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier != "workflow" and WORKFLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            raise pytest.UsageError(f"{item.nodeid} uses the tiny workflow run: move it to tests/workflow/")
+
+
 BIN = Path(sys.executable).parent  # the project environment's bin folder (.venv/bin)
 
 

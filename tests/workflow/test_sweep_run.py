@@ -1,5 +1,8 @@
 """The walk sweep (the paper's Fig. 8): point names and settings, and the sweep_walk target on the tiny run,
-which reruns only the walk, caches each point and writes a CSV and a plot."""
+which reruns only the walk, caches each point and writes a CSV and a plot.
+
+The tests here run the workflow; those that do not are in tests/unit/test_sweep.py.
+"""
 
 import csv
 import json
@@ -7,18 +10,8 @@ import json
 import pytest
 
 from conftest import planned_jobs, snakemake, write_config
-from wsss_steps.sweep import SweepError, point_names, point_settings
 
 WALK = {"alpha": 16, "beta": 8, "t": 256, "stride": 8, "background": "threshold", "bg_threshold": 0.5}
-
-
-def test_points_name_the_grid_then_the_alphas_and_set_only_what_they_vary():
-    assert point_names({"beta": [2, 8.0], "t": [16, 64], "alpha": [4, 24]}) == [
-        "beta2_t16", "beta2_t64", "beta8_t16", "beta8_t64", "alpha4", "alpha24"]
-    assert point_settings("beta4_t64", WALK) == {**WALK, "beta": 4.0, "t": 64}  # background kept: the run's own
-    assert point_settings("alpha24", WALK) == {**WALK, "background": "power", "alpha": 24.0}  # psa's background
-    with pytest.raises(SweepError, match="beta8t256"):
-        point_settings("beta8t256", WALK)
 
 
 def test_the_sweep_reruns_only_the_walk_per_point_and_a_wider_grid_only_the_new_points(run_copy, tmp_path):
@@ -42,16 +35,6 @@ def test_the_sweep_reruns_only_the_walk_per_point_and_a_wider_grid_only_the_new_
     wider = write_config(tmp_path / "s2.yaml", sweep={"beta": [4, 8], "t": [8, 32], "alpha": [16]})
     proc = snakemake(run_copy, "-n", "--cores", "2", "sweep_walk", configfiles=(wider,))
     assert planned_jobs(proc.stdout) == {"sweep_walk_point": 2, "score_sweep_point": 2, "sweep_walk": 1}
-
-
-def test_cam_points_name_the_scale_sets_and_set_only_the_scales():
-    from wsss_steps.sweep import cam_point_names, cam_point_settings
-
-    assert cam_point_names({"cam_scales": [[1.0], [0.5, 1, 1.5, 2.0]]}) == ["scales1", "scales0.5_1_1.5_2"]
-    cams = {"scales": [1.0], "flip": True}
-    assert cam_point_settings("scales0.5_1_1.5_2", cams) == {"scales": [0.5, 1.0, 1.5, 2.0], "flip": True}
-    with pytest.raises(SweepError, match="scales1-2"):
-        cam_point_settings("scales1-2", cams)
 
 
 def test_the_cam_sweep_reruns_only_extract_cams_and_its_own_scales_score_what_evaluate_scored(run_copy, tmp_path):

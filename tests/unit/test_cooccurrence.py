@@ -1,6 +1,8 @@
-"""EPS's confusion ratio: the counts on tiny arrays, the context masks, the config check and the tiny run's summary."""
+"""EPS's confusion ratio: the counts on tiny arrays, the context masks, the config check and the tiny run's summary.
 
-import json
+The tests here run no workflow; those that do are in tests/workflow/test_cooccurrence_run.py.
+"""
+
 import math
 
 import numpy as np
@@ -54,13 +56,3 @@ def test_a_pair_naming_an_unknown_class_stops_the_config():
     config["dataset"]["cooccurrence"] = [{"class": "train", "context": "water"}]
     with pytest.raises(ConfigError, match="dataset.cooccurrence.*'train' is not a class"):
         validate_config(config)
-
-
-def test_the_tiny_run_reports_the_boat_water_confusion_ratio(tiny_run):
-    workdir, _ = tiny_run
-    results = workdir / "results" / "tiny"
-    rows = json.loads((results / "summary.json").read_text())["cooccurrence"]
-    assert [(r["class"], r["context"]) for r in rows] == [("boat", "water")]
-    assert all(rows[0][k] is None or rows[0][k] >= 0 for k in ("cam", "rw", "seg"))
-    assert "## Co-occurrence" in (results / "summary.md").read_text()
-    assert any((workdir / "data" / "tiny-synthetic" / "ContextMasks" / "water").glob("*.png"))

@@ -1,13 +1,14 @@
-"""SEC (segmentation.method: sec): seed, expand and constrain losses on hand-made arrays, and the stage on the tiny run."""
+"""SEC (segmentation.method: sec): seed, expand and constrain losses on hand-made arrays, and the stage on the tiny run.
 
-import json
+The tests here run no workflow; those that do are in tests/workflow/test_sec_run.py.
+"""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import arrays, planned_jobs, snakemake, write_config
 from wsss_steps.methods.sec import constrain_loss, crf_of, expand_loss, gwrp, seed_loss
 
 
@@ -60,18 +61,3 @@ def test_the_crf_of_a_prediction_follows_the_image_edges():
     q = crf_of(image, probs, crf)
     assert q.shape == probs.shape
     assert (q[0, 0, :, 3] > 0.5).all() and (q[0, 1, :, 4] > 0.5).all()  # the undecided columns join their side
-
-
-def test_sec_trains_the_segmentation_net_from_the_affinity_label_seeds(run_copy, tmp_path):
-    config = write_config(tmp_path / "sec.yaml", segmentation={"method": "sec"})
-    proc = snakemake(run_copy, "-n", "--cores", "2", configfiles=(config,))
-    assert planned_jobs(proc.stdout) == {"train_segmentation": 1, "evaluate": 1, "figures": 1, "all": 1}
-    assert "--pseudo-labels results/tiny/affinity_labels_train.h5" in proc.stdout
-    snakemake(run_copy, "--cores", "2", configfiles=(config,))
-    weights = arrays(run_copy / "results" / "tiny" / "segmentation.weights.h5")
-    for term in ("seed", "expand", "constrain"):
-        values = weights[f"training_curve/{term}"]
-        assert len(values) > 0 and np.isfinite(values).all() and (values >= 0).all()
-    summary = json.loads((run_copy / "results" / "tiny" / "summary.json").read_text())
-    assert summary["seg"]["trained_with"] == "sec" and 0 <= summary["seg"]["miou"] <= 100
-    assert "| DeepLabV3 with SEC | val |" in (run_copy / "results" / "tiny" / "summary.md").read_text()

@@ -1,8 +1,10 @@
-"""profiles/default applies to every run by itself; profiles/slurm plans every job for sbatch."""
+"""profiles/default applies to every run by itself; profiles/slurm plans every job for sbatch.
+
+The tests here run the workflow; those that do not are in tests/unit/test_profiles.py.
+"""
 
 import re
 
-import yaml
 
 from conftest import REPO, planned_jobs, snakemake
 
@@ -29,12 +31,6 @@ def test_default_profile_is_applied_by_itself_and_can_be_switched_off(tmp_path):
     assert planned_jobs(used.stdout) == ALL_JOBS
     off = snakemake(tmp_path, "-n", "--workflow-profile", "none")
     assert "profiles/default" not in off.stdout and "Shell command:" not in off.stdout
-
-
-def test_default_profile_only_sets_flags_that_are_safe_under_slurm():
-    profile = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
-    assert profile["resources"] == {"gpu": 2} and profile["keep-going"] is False
-    assert "executor" not in profile and "jobs" not in profile and "default-resources" not in profile
 
 
 def test_slurm_profile_dry_run_plans_every_job_with_its_gpu(tmp_path):

@@ -12,7 +12,7 @@ from fake_voc import VOC_CLASSES, write_fake_voc
 from wsss_steps.data import VOCLayout
 from wsss_steps.make_saliency import static_saliency
 
-HORSE_STREET = Path(__file__).resolve().parents[2] / "shared" / "data" / "horse-street"
+HORSE_STREET = Path(__file__).resolve().parents[3] / "shared" / "data" / "horse-street"
 
 
 def _square_on_grey(h=96, w=128):

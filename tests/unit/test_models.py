@@ -15,7 +15,7 @@ from wsss_steps.nets.classifier import CAMNet
 from wsss_steps.nets.segmentation import make_deeplabv3
 from wsss_steps.runs import check_run_matches
 
-SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "resnet50_imagenet.pth"
+SHARED_WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "weights" / "resnet50_imagenet.pth"
 
 
 def test_tiny_backbone_heads_have_stride_8():

@@ -8,7 +8,7 @@ import yaml
 
 from wsss_steps.config import ConfigError, load_config, validate_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
