@@ -141,7 +141,7 @@ def truncate(path):
 @pytest.mark.parametrize("name", list(ARTIFACTS))
 def test_a_truncated_artifact_stops_the_run_naming_the_command_that_rebuilds_it(run_copy, name):
     """The command the error names plans the artifact's stage and what follows, none before it; that following it
-    rebuilds the run exactly is the next test (train_classifier's, which reruns every stage)."""
+    rebuilds the run exactly is the next test (that every stage's rerun gives the same arrays, test_cache.py)."""
     truncate(run_copy / "results" / "tiny" / name)
     failed = snakemake(run_copy, "--cores", "2", check=False)
     assert failed.returncode != 0
@@ -154,7 +154,7 @@ def test_a_truncated_artifact_stops_the_run_naming_the_command_that_rebuilds_it(
 
 def test_the_command_a_truncated_artifact_names_rebuilds_the_run_exactly(tiny_run, run_copy):
     reference, _ = tiny_run
-    truncate(run_copy / "results" / "tiny" / "classifier.weights.h5")
+    truncate(run_copy / "results" / "tiny" / "segmentation.weights.h5")
     command = forcerun_named(snakemake(run_copy, "--cores", "2", check=False).stdout)
     snakemake(run_copy, "--cores", "2", *command)
     assert_same_run(run_copy, reference)
