@@ -30,9 +30,13 @@ include: "rules/evaluate.smk"
 include: "rules/sweep.smk"
 
 
+# Every artifact of the run is a target too (the list `snakemake verify` checks): Snakemake does not rebuild a
+# missing intermediate file while the files made from it are present, so a stage output lost to a killed
+# `--forcerun` would otherwise leave "Nothing to be done" and a run without it.
 rule all:
     default_target: True
     input:
+        artifacts=rules.verify.input,
         summary=rules.evaluate.output.summary,
         table=rules.evaluate.output.table,
         examples=rules.evaluate.output.examples,

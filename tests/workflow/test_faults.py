@@ -160,6 +160,15 @@ def test_the_command_a_truncated_artifact_names_rebuilds_the_run_exactly(tiny_ru
     assert_same_run(run_copy, reference)
 
 
+def test_a_stage_output_lost_from_a_finished_run_is_rebuilt_by_the_plain_command(run_copy):
+    """A killed `--forcerun train_affinity` leaves the run without affinity.weights.h5 but with what was made from it:
+    the plain command plans the stage and what follows, not "Nothing to be done" (regression)."""
+    (run_copy / "results" / "tiny" / "affinity.weights.h5").unlink()
+    planned = planned_jobs(snakemake(run_copy, "-n", "--cores", "2").stdout)
+    assert {"train_affinity", "random_walk", "train_segmentation", "evaluate"} <= set(planned), planned
+    assert not set(planned) & {"train_classifier", "extract_cams", "make_affinity_labels"}, planned
+
+
 def test_verify_finds_changed_content_whose_modification_time_did_not_change(tiny_run, run_copy):
     reference, _ = tiny_run
     path = run_copy / "results" / "tiny" / "pseudo_labels_train.h5"
