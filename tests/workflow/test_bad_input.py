@@ -142,15 +142,20 @@ def health_of(path) -> dict:
         return json.loads(store.attrs["health"])
 
 
+def drop_val_labels(root, ids):
+    """The test's own tree loses every val mask and annotation: a val split without masks or labels."""
+    for image_id in ids["val"]:
+        (root / "SegmentationClass" / f"{image_id}.png").unlink()
+        (root / "Annotations" / f"{image_id}.xml").unlink()
+
+
 def train_with_health(root, tmp_path):
     return run_train_classifier(root, tmp_path, VOC_CLASSES, "--health-splits", "train", "val")
 
 
 def test_a_val_split_without_masks_or_annotations_is_left_out_of_the_health_check_before_training(tree, tmp_path):
     root, ids = tree
-    for image_id in ids["val"]:
-        (root / "SegmentationClass" / f"{image_id}.png").unlink()
-        (root / "Annotations" / f"{image_id}.xml").unlink()
+    drop_val_labels(root, ids)
     before = tree_digest(root)
     proc, out = train_with_health(root, tmp_path)
     assert proc.returncode == 0 and out.is_file(), proc.stderr[-3000:]
@@ -163,9 +168,7 @@ def test_a_val_split_without_masks_or_annotations_is_left_out_of_the_health_chec
 
 def test_a_val_split_without_masks_runs_to_the_end_and_says_val_is_not_scored(tree, tmp_path):
     root, ids = tree
-    for image_id in ids["val"]:
-        (root / "SegmentationClass" / f"{image_id}.png").unlink()
-        (root / "Annotations" / f"{image_id}.xml").unlink()
+    drop_val_labels(root, ids)
     before = tree_digest(root)
     work = tmp_path / "work"
     work.mkdir()
