@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)
 
 from wsss_steps import __version__ as VERSION
-from wsss_steps.config import ConfigError, validate_config
+from wsss_steps.config import ConfigError, method_blocks, validate_config
 from wsss_steps.data.manifest import write_manifests
 from wsss_steps.sweep import cam_point_names, cam_point_settings, point_names, point_settings
 from wsss_steps.runs import check_run_matches
@@ -216,12 +216,8 @@ def eps_saliency(classifier, dataset):
 EPS_SALIENCY = eps_saliency(config["classifier"], DATASET)
 
 
-# Each section's method blocks (keys named as the methods of its `method` setting).
-METHOD_BLOCKS = {
-    "classifier": ("hide_and_seek", "puzzle_cam", "acol", "eps"),
-    "cams": ("gradcam",),
-    "segmentation": ("sec", "psl"),
-}
+# Each section's method blocks (keys named as the methods of its `method` setting), from the schema.
+METHOD_BLOCKS = method_blocks()
 # Every rule declares the project's one environment, for `--sdm conda` users (the same pins as uv.lock).
 ENV = "../environment.yml"
 

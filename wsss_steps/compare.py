@@ -36,24 +36,18 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, validate_config
+from .config import ConfigError, method_choices, validate_config
 from .log import setup_logging
 
-# Each method's settings on top of the config files: the sections they change.
-METHODS = {
-    "cam": {},
-    "puzzle_cam": {"classifier": {"method": "puzzle_cam"}},
-    "hide_and_seek": {"classifier": {"method": "hide_and_seek"}},
-    "acol": {"classifier": {"method": "acol"}},
-    "eps": {"classifier": {"method": "eps"}},
-    "gradcam": {"cams": {"method": "gradcam"}},
-    "sec": {"segmentation": {"method": "sec"}},
-    "psl": {"segmentation": {"method": "psl"}},
-    # AE-PSL: the union of the rounds' mined regions as the localisation, one row per number of rounds
-    "ae_round2": {"adversarial_erasing": {"rounds": 2}},
-    "ae_round3": {"adversarial_erasing": {"rounds": 3}},
-    "ae_psl": {"adversarial_erasing": {"rounds": 3}, "segmentation": {"method": "psl"}},
-}
+# Each method's settings on top of the config files: the sections they change. One per non-default value of a
+# section's ``method`` (from the schema, where each list starts with the plain default: the list of methods is
+# written once), plus adversarial erasing's rounds.
+METHODS = {"cam": {}, **{method: {section: {"method": method}}
+                         for section, methods in method_choices().items() for method in methods[1:]},
+           # AE-PSL: the union of the rounds' mined regions as the localisation, one row per number of rounds
+           "ae_round2": {"adversarial_erasing": {"rounds": 2}},
+           "ae_round3": {"adversarial_erasing": {"rounds": 3}},
+           "ae_psl": {"adversarial_erasing": {"rounds": 3}, "segmentation": {"method": "psl"}}}
 
 # The workflow's stages in order, the config sections each one reads (on top of those of the stages before
 # it) and the artifacts it writes (``{train}`` is the train split).

@@ -114,6 +114,20 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
     return config
 
 
+def method_choices(schema_path=SCHEMA_PATH) -> dict:
+    """{section: its ``method`` values} for every config section that selects a method: the one list of methods."""
+    sections = load_schema(schema_path)["properties"]
+    return {name: tuple(body["properties"]["method"]["enum"]) for name, body in sections.items()
+            if "method" in body.get("properties", {})}
+
+
+def method_blocks(schema_path=SCHEMA_PATH) -> dict:
+    """{section: the methods that have a settings block of their own in it}, e.g. classifier: (hide_and_seek, ...)."""
+    sections = load_schema(schema_path)["properties"]
+    return {name: tuple(m for m in methods if m in sections[name]["properties"])
+            for name, methods in method_choices(schema_path).items()}
+
+
 def affinity_feature_stride(config: dict) -> int:
     """The stride AffinityNet is trained at: affinity.feature_stride, else the backbone's (tiny: always 8)."""
     backbone = config["backbone"]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import health
 from .artifacts import provenance, save_weights
@@ -19,18 +18,20 @@ from .data import VOCLayout
 from .data.loader import CropDataset
 from .data.transforms import pad_to_stride, to_tensor
 from .log import progress
-from .methods.acol import erase, erased_region
+from .methods import acol, cam, eps, puzzle_cam
 from .data.erased import stopped_round, with_regions
 from .methods.adversarial_erasing import erase_mined
-from .methods.eps import saliency_loss
 from .methods.hide_and_seek import draw_patch_size, hidden_cells, hide, mean_colour
-from .methods.puzzle_cam import alpha_at, reconstruction_loss, stitch, tile
 from .nets.backbones import computed_in
 from .nets.classifier import build_classifier
 from .runtime import base_parser, loader_workers, run_stage, seed_everything, start
 from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_classifier"
+# classifier.method -> its loss function's builder (methods/); Hide-and-Seek trains with plain CAM's loss on
+# hidden crops (crop_hiding)
+LOSSES = {"cam": cam.training_loss, "hide_and_seek": cam.training_loss, "puzzle_cam": puzzle_cam.training_loss,
+          "acol": acol.training_loss, "eps": eps.training_loss}
 log = logging.getLogger("wsss_steps")
 
 
@@ -45,70 +46,20 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
                           hide=crop_hiding(layout, table, params), saliency=params.get("method") == "eps")
     optimizer = make_optimizer(*model.trainable_parameters(), params)
 
-    loss_fn = classification_loss
-    if params.get("method") == "puzzle_cam":
-        n, stride = params["puzzle_cam"]["tiles"], model.backbone.stride
-        if params["crop_size"] % (n * stride):
-            raise ConfigError(f"config key 'classifier.crop_size': Puzzle-CAM splits each crop into {n} x {n} tiles "
-                              f"whose features must stitch back exactly; use a multiple of {n * stride} "
-                              f"(tiles x backbone stride), not {params['crop_size']}.")
-        loss_fn = puzzle_loss_fn(params["puzzle_cam"])
-    if params.get("method") == "acol":
-        loss_fn = acol_loss_fn(params["acol"]["delta"])
-    if params.get("method") == "eps":
+    method = params.get("method", "cam")
+    if method == "puzzle_cam":
+        try:
+            puzzle_cam.check_crop(params["crop_size"], params["puzzle_cam"]["tiles"], model.backbone.stride)
+        except ValueError as exc:
+            raise ConfigError(f"config key 'classifier.crop_size': {exc}.") from None
+    if method == "eps":
         for image_id in table:  # every saliency map readable before training starts
             layout.saliency(image_id)
-        loss_fn = eps_loss_fn(params["eps"]["tau"], params["eps"]["lam"])
+    loss_fn = LOSSES[method](params.get(method, {}))
 
     history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, seed, "classifier",
                   checkpoint, fingerprint, workers, curve)
     return model.cpu(), history
-
-
-def classification_loss(net, batch, progress=0.0):
-    """Multilabel soft-margin loss of the image-level labels (plain CAM training)."""
-    return F.multilabel_soft_margin_loss(net(batch["image"]), batch["target"])
-
-
-def puzzle_loss_fn(settings: dict):
-    """Puzzle-CAM's L = L_cls(full) + L_p-cls(stitched tiles) + alpha_t * L_re, for training.fit (with its terms)."""
-    n = settings["tiles"]
-
-    def loss_fn(net, batch, progress=0.0):
-        images, target = batch["image"], batch["target"]
-        cam_full = net.cam(images)
-        cam_stitched = stitch(net.cam(tile(images, n)), n)
-        cls = F.multilabel_soft_margin_loss(net.cam_scores(cam_full), target)
-        p_cls = F.multilabel_soft_margin_loss(net.cam_scores(cam_stitched), target)
-        alpha, re = alpha_at(progress, settings["alpha"], settings["ramp"]), reconstruction_loss(cam_full, cam_stitched, target)
-        return cls + p_cls + alpha * re, {"cls": cls.item(), "p_cls": p_cls.item(), "re": re.item(), "alpha": alpha}
-
-    return loss_fn
-
-
-def acol_loss_fn(delta: float):
-    """ACoL's L = L_cls(GAP(M_A)) + L_cls(GAP(M_B on the features erased where A's map exceeds delta)), for fit."""
-
-    def loss_fn(net, batch, progress=0.0):
-        features, target = net.backbone(batch["image"])[-1], batch["target"]
-        cam_a = net.classifier(features)
-        region = erased_region(cam_a.detach(), target, delta)
-        cam_b = net.classifier_b(erase(features, region))
-        return (F.multilabel_soft_margin_loss(net.cam_scores(cam_a), target)
-                + F.multilabel_soft_margin_loss(net.cam_scores(cam_b), target))
-
-    return loss_fn
-
-
-def eps_loss_fn(tau: float, lam: float):
-    """EPS's L = L_cls(GAP of the C class maps) + MSE(S_hat, S), for fit."""
-
-    def loss_fn(net, batch, progress=0.0):
-        cam, target = net.cam(batch["image"]), batch["target"]
-        classification = F.multilabel_soft_margin_loss(net.cam_scores(cam[:, :-1]), target)
-        return classification + saliency_loss(cam, batch["saliency"], target, tau, lam)
-
-    return loss_fn
 
 
 def crop_hiding(layout: VOCLayout, ids, params: dict):

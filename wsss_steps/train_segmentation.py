@@ -10,18 +10,15 @@ import json
 import sys
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from . import health
 from .artifacts import provenance, put_array, save_weights, write_store
 from .config import load_params
 from .data.loader import CropDataset, StoreMaps
-from .data.transforms import MEAN, STD, to_tensor
+from .data.transforms import to_tensor
 from .log import progress
-from .methods.affinitynet import feature_labels
-from .methods.adversarial_erasing import prohibitive_labels
-from .methods.sec import constrain_loss, crf_of, expand_loss, seed_loss
+from .methods import adversarial_erasing, sec
 from .nets.backbones import computed_in
 from .nets.classifier import load_classifier_backbone
 from .nets.segmentation import build_segmentation_net, predict
@@ -62,44 +59,17 @@ def prediction_health(layout, label_maps: dict, predicted: dict):
     return figures, health.segmentation_warnings(ratio, val_pixels)
 
 
-def sec_loss_fn(settings: dict, ignore_index: int):
-    """loss_fn(net, batch, progress) -> (L_seed + L_expand + L_constrain, its terms) for training.fit, on the output
-    resized to the crop / ``settings["output_stride"]`` grid (SEC's 41 x 41 of a 321 px crop is stride 8)."""
+def pseudo_label_loss(settings: dict, ignore_index: int):
+    """Cross-entropy of the segmentation output against the random walk's pseudo-labels (ignore_index ignored)."""
 
     def loss_fn(net, batch, progress=0.0):
-        images = batch["image"]
-        size = [max(1, s // settings["output_stride"]) for s in images.shape[-2:]]
-        logits = F.interpolate(net(images)["out"], size=size, mode="bilinear", align_corners=False)
-        probs, log_probs = logits.softmax(1), logits.log_softmax(1)
-        seeds = feature_labels(batch["labels"], size)
-        small = F.interpolate(images, size=size, mode="bilinear", align_corners=False).float()
-        mean, std = (torch.as_tensor(v, device=images.device).view(1, 3, 1, 1) for v in (MEAN, STD))
-        rgb = ((small * std + mean) * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
-        q = torch.from_numpy(crf_of(rgb, probs.detach().float().cpu().numpy(), settings["crf"])).to(probs.device)
-        terms = {"seed": seed_loss(log_probs, seeds, ignore_index),
-                 "expand": expand_loss(probs, batch["target"], settings["d_fg"], settings["d_absent"], settings["d_bg"]),
-                 "constrain": constrain_loss(probs, q)}
-        return sum(terms.values()), {k: v.item() for k, v in terms.items()}
+        return F.cross_entropy(net(batch["image"])["out"], batch["labels"], ignore_index=ignore_index)
 
     return loss_fn
 
 
-def psl_loss_fn(settings: dict, ignore_index: int):
-    """loss_fn(net, batch, progress) for AE-PSL's prohibitive segmentation learning: cross-entropy on the pseudo-labels
-    + multi-label soft margin of the classification branch on the image labels + online_weight x cross-entropy on the
-    online labels argmax([1, v] * f), v the branch's probabilities of the image's classes (absent classes 0)."""
-
-    def loss_fn(net, batch, progress=0.0):
-        output = net(batch["image"])
-        scores, target = output["out"], batch["target"]
-        with torch.no_grad():
-            online = prohibitive_labels(scores.softmax(1), output["image"].sigmoid() * target)
-        terms = {"pseudo": F.cross_entropy(scores, batch["labels"], ignore_index=ignore_index),
-                 "classification": F.multilabel_soft_margin_loss(output["image"], target),
-                 "online": settings["online_weight"] * F.cross_entropy(scores, online)}
-        return sum(terms.values()), {k: v.item() for k, v in terms.items()}
-
-    return loss_fn
+# segmentation.method -> its loss function's builder (settings, ignore_index) (methods/ for SEC and PSL)
+LOSSES = {"random_walk": pseudo_label_loss, "sec": sec.training_loss, "psl": adversarial_erasing.psl_training_loss}
 
 
 def main(argv=None):
@@ -121,19 +91,11 @@ def main(argv=None):
     if init:
         load_classifier_backbone(model.backbone.backbone, args.classifier, backbone_cfg, layout.classes)
     method = params.get("method", "random_walk")
-    sec = method == "sec"
-    label_maps = StoreMaps(args.pseudo_labels, "make_affinity_labels" if sec else "random_walk", layout)
+    label_maps = StoreMaps(args.pseudo_labels, "make_affinity_labels" if method == "sec" else "random_walk", layout)
     dataset = CropDataset(layout, list(label_maps), params["crop_size"], params["scale_range"], args.seed,
                           label_maps=label_maps, image_labels={i: layout.image_labels(i) for i in label_maps} if method != "random_walk" else None)
     optimizer = make_optimizer(*model.trainable_parameters(), params)
-
-    def loss_fn(net, batch, progress=0.0):
-        return F.cross_entropy(net(batch["image"])["out"], batch["labels"], ignore_index=layout.ignore_index)
-
-    if sec:
-        loss_fn = sec_loss_fn(params["sec"], layout.ignore_index)
-    elif method == "psl":
-        loss_fn = psl_loss_fn(params["psl"], layout.ignore_index)
+    loss_fn = LOSSES[method](params.get(method, {}), layout.ignore_index)
 
     inputs = [args.pseudo_labels] + ([args.classifier] if init else [])
     curve = []

@@ -6,10 +6,11 @@ import torch
 from fake_voc import VOC_CLASSES, write_fake_voc
 from wsss_steps.artifacts import save_weights
 from wsss_steps.data import VOCLayout
+from wsss_steps.methods import acol
 from wsss_steps.methods.acol import acol_maps, erase, erased_region, fuse
 from wsss_steps.nets.backbones import make_backbone
 from wsss_steps.nets.classifier import ACoLNet, CAMNet, classifier_method, load_classifier
-from wsss_steps.train_classifier import acol_loss_fn, train
+from wsss_steps.train_classifier import train
 
 
 def official_normalise(atten_map):
@@ -56,7 +57,7 @@ def test_acol_loss_trains_head_b_on_the_erased_features():
     torch.manual_seed(0)
     net = ACoLNet(make_backbone("tiny", width=4), 2).eval()
     batch = {"image": torch.rand(2, 3, 32, 32), "target": torch.tensor([[1.0, 0.0], [1.0, 1.0]])}
-    loss_fn = acol_loss_fn(0.5)
+    loss_fn = acol.training_loss({"delta": 0.5})
     loss = loss_fn(net, batch)
     with torch.no_grad():
         features = net.backbone(batch["image"])[-1]

@@ -123,3 +123,19 @@ def test_a_walk_at_another_stride_than_affinitynet_is_refused(good):
     finer = copy.deepcopy(good)
     finer["random_walk"]["stride"] = 4  # irn's finer walk: finer than the features by design
     validate_config(finer)
+
+
+def test_the_methods_are_listed_once_in_the_schema_and_derived_elsewhere():
+    from wsss_steps.compare import METHODS
+    from wsss_steps.config import method_blocks, method_choices
+    from wsss_steps.evaluate import SEG_ROWS
+    from wsss_steps.train_classifier import LOSSES as CLASSIFIER_LOSSES
+    from wsss_steps.train_segmentation import LOSSES as SEGMENTATION_LOSSES
+
+    choices = method_choices()
+    assert choices["classifier"][0] == "cam" and choices["cams"][0] == "cam"  # each list starts with the default
+    assert choices["segmentation"][0] == "random_walk"
+    assert set(CLASSIFIER_LOSSES) == set(choices["classifier"])
+    assert set(SEGMENTATION_LOSSES) == set(SEG_ROWS) == set(choices["segmentation"])
+    assert {m for methods in choices.values() for m in methods} <= set(METHODS) | {"random_walk"}
+    assert method_blocks()["classifier"] == ("hide_and_seek", "puzzle_cam", "acol", "eps")

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
+from wsss_steps.methods import puzzle_cam
+from wsss_steps.methods.cam import classification_loss
 from wsss_steps.methods.puzzle_cam import alpha_at, reconstruction_loss, stitch, tile
 from wsss_steps.nets.backbones import make_backbone
 from wsss_steps.nets.classifier import CAMNet
-from wsss_steps.train_classifier import classification_loss, puzzle_loss_fn
 
 
 def test_tiles_are_the_quarters_row_by_row_and_stitching_inverts_the_split_exactly():
@@ -44,8 +45,8 @@ def test_puzzle_loss_is_two_classifications_plus_the_weighted_reconstruction():
         stitched = stitch(net.cam(tile(batch["image"], 2)), 2)
         tiles_cls = torch.nn.functional.multilabel_soft_margin_loss(stitched.mean(dim=(-2, -1)), batch["target"])
         re = reconstruction_loss(full, stitched, batch["target"])
-        start, start_terms = puzzle_loss_fn(settings)(net, batch, 0.0)
-        later, later_terms = puzzle_loss_fn(settings)(net, batch, 0.75)
+        start, start_terms = puzzle_cam.training_loss(settings)(net, batch, 0.0)
+        later, later_terms = puzzle_cam.training_loss(settings)(net, batch, 0.75)
     assert re > 0  # the tiles see less context: their stitched CAM differs from the crop's
     torch.testing.assert_close(start, classification_loss(net, batch) + tiles_cls)
     torch.testing.assert_close(later, start + 4 * re)

@@ -13,6 +13,7 @@ several classes erases the union of their regions.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def min_max(cam: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -44,3 +45,18 @@ def acol_maps(model, batch: torch.Tensor, index) -> torch.Tensor:
     """The fused map max(N(M_A), N(M_B)) of an ACoLNet for the class positions ``index``: (B, len(index), h, w)."""
     cam_a, cam_b = model.cam_pair(batch)
     return fuse(cam_a[:, index], cam_b[:, index])
+
+
+def training_loss(settings: dict):
+    """L = L_cls(GAP(M_A)) + L_cls(GAP(M_B on the features erased where N(A) reaches delta)), for training.fit."""
+    delta = settings["delta"]
+
+    def loss_fn(net, batch, progress=0.0):
+        features, target = net.backbone(batch["image"])[-1], batch["target"]
+        cam_a = net.classifier(features)
+        region = erased_region(cam_a.detach(), target, delta)
+        cam_b = net.classifier_b(erase(features, region))
+        return (F.multilabel_soft_margin_loss(net.cam_scores(cam_a), target)
+                + F.multilabel_soft_margin_loss(net.cam_scores(cam_b), target))
+
+    return loss_fn

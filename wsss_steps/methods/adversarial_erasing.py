@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .hide_and_seek import hide
 
@@ -48,3 +49,21 @@ def prohibitive_labels(f, v):
     first, and foreground class weights v (B, C); a class of weight 0 (absent from the image) can never win."""
     weights = torch.cat([torch.ones_like(v[:, :1]), v], dim=1)
     return (weights[:, :, None, None] * f).argmax(dim=1)
+
+
+def psl_training_loss(settings: dict, ignore_index: int):
+    """loss_fn(net, batch, progress) for AE-PSL's prohibitive segmentation learning: cross-entropy on the pseudo-labels
+    + multi-label soft margin of the classification branch on the image labels + online_weight x cross-entropy on the
+    online labels argmax([1, v] * f), v the branch's probabilities of the image's classes (absent classes 0)."""
+
+    def loss_fn(net, batch, progress=0.0):
+        output = net(batch["image"])
+        scores, target = output["out"], batch["target"]
+        with torch.no_grad():
+            online = prohibitive_labels(scores.softmax(1), output["image"].sigmoid() * target)
+        terms = {"pseudo": F.cross_entropy(scores, batch["labels"], ignore_index=ignore_index),
+                 "classification": F.multilabel_soft_margin_loss(output["image"], target),
+                 "online": settings["online_weight"] * F.cross_entropy(scores, online)}
+        return sum(terms.values()), {k: v.item() for k, v in terms.items()}
+
+    return loss_fn

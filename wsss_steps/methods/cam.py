@@ -73,3 +73,13 @@ def multiscale_cam(model, image: torch.Tensor, classes, scales, flip: bool, maps
         cam = F.relu(cam)
         total += cam[0] + (cam[1].flip(-1) if flip else 0)
     return normalize_cam(total)
+
+
+def classification_loss(net, batch, progress=0.0):
+    """L_cls = multilabel soft margin of GAP(M) against the image-level labels (plain CAM training)."""
+    return F.multilabel_soft_margin_loss(net(batch["image"]), batch["target"])
+
+
+def training_loss(settings: dict | None = None):
+    """Plain CAM's loss function for training.fit: ``classification_loss`` (no settings)."""
+    return classification_loss

@@ -54,3 +54,15 @@ def eps_maps(model, batch: torch.Tensor, index) -> torch.Tensor:
     """Localisation maps p_c = softmax over the C + 1 maps of an EPSNet, for the class positions ``index``:
     (B, len(index), h, w)."""
     return pixel_probabilities(model.cam(batch))[:, index]
+
+
+def training_loss(settings: dict):
+    """L = L_cls(GAP of the C class maps) + MSE(S_hat, S), for training.fit (tau, lam from ``settings``)."""
+    tau, lam = settings["tau"], settings["lam"]
+
+    def loss_fn(net, batch, progress=0.0):
+        cam, target = net.cam(batch["image"]), batch["target"]
+        classification = F.multilabel_soft_margin_loss(net.cam_scores(cam[:, :-1]), target)
+        return classification + saliency_loss(cam, batch["saliency"], target, tau, lam)
+
+    return loss_fn

@@ -8,6 +8,7 @@ CAMs are read at test time as plain CAMs. Selected with ``classifier.method: puz
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def tile(images: torch.Tensor, n: int = 2) -> torch.Tensor:
@@ -34,3 +35,26 @@ def reconstruction_loss(cam_full: torch.Tensor, cam_stitched: torch.Tensor, pres
 def alpha_at(progress: float, alpha: float, ramp: float) -> float:
     """alpha_t = alpha * min(1, progress / ramp): the weight of L_re after ``progress`` (0-1) of training."""
     return alpha * min(1.0, progress / ramp) if ramp > 0 else alpha
+
+
+def check_crop(crop_size: int, n: int, stride: int) -> None:
+    """ValueError unless a crop splits into n x n tiles whose stride-``stride`` features stitch back exactly."""
+    if crop_size % (n * stride):
+        raise ValueError(f"Puzzle-CAM splits each crop into {n} x {n} tiles whose features must stitch back exactly; "
+                         f"use a multiple of {n * stride} (tiles x backbone stride), not {crop_size}")
+
+
+def training_loss(settings: dict):
+    """L = L_cls(full) + L_p-cls(stitched tiles) + alpha_t * L_re, as a loss function for training.fit (with its terms)."""
+    n = settings["tiles"]
+
+    def loss_fn(net, batch, progress=0.0):
+        images, target = batch["image"], batch["target"]
+        cam_full = net.cam(images)
+        cam_stitched = stitch(net.cam(tile(images, n)), n)
+        cls = F.multilabel_soft_margin_loss(net.cam_scores(cam_full), target)
+        p_cls = F.multilabel_soft_margin_loss(net.cam_scores(cam_stitched), target)
+        alpha, re = alpha_at(progress, settings["alpha"], settings["ramp"]), reconstruction_loss(cam_full, cam_stitched, target)
+        return cls + p_cls + alpha * re, {"cls": cls.item(), "p_cls": p_cls.item(), "re": re.item(), "alpha": alpha}
+
+    return loss_fn

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from ..data.transforms import MEAN, STD
+from .affinitynet import feature_labels
 from .crf import dense_crf
 
 
@@ -57,3 +60,25 @@ def constrain_loss(probs: torch.Tensor, crf_probs: torch.Tensor, eps: float = 1e
 def crf_of(images: np.ndarray, probs: np.ndarray, crf: dict) -> np.ndarray:
     """Q = dense_crf(image, f) for each of a batch: images (B, h, w, 3) uint8, probs (B, K, h, w) -> (B, K, h, w)."""
     return np.stack([dense_crf(image, p, **crf) for image, p in zip(images, probs)])
+
+
+def training_loss(settings: dict, ignore_index: int):
+    """loss_fn(net, batch, progress) -> (L_seed + L_expand + L_constrain, its terms) for training.fit, on the output
+    resized to the crop / ``settings["output_stride"]`` grid (SEC's 41 x 41 of a 321 px crop is stride 8)."""
+
+    def loss_fn(net, batch, progress=0.0):
+        images = batch["image"]
+        size = [max(1, s // settings["output_stride"]) for s in images.shape[-2:]]
+        logits = F.interpolate(net(images)["out"], size=size, mode="bilinear", align_corners=False)
+        probs, log_probs = logits.softmax(1), logits.log_softmax(1)
+        seeds = feature_labels(batch["labels"], size)
+        small = F.interpolate(images, size=size, mode="bilinear", align_corners=False).float()
+        mean, std = (torch.as_tensor(v, device=images.device).view(1, 3, 1, 1) for v in (MEAN, STD))
+        rgb = ((small * std + mean) * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        q = torch.from_numpy(crf_of(rgb, probs.detach().float().cpu().numpy(), settings["crf"])).to(probs.device)
+        terms = {"seed": seed_loss(log_probs, seeds, ignore_index),
+                 "expand": expand_loss(probs, batch["target"], settings["d_fg"], settings["d_absent"], settings["d_bg"]),
+                 "constrain": constrain_loss(probs, q)}
+        return sum(terms.values()), {k: v.item() for k, v in terms.items()}
+
+    return loss_fn
