@@ -32,7 +32,7 @@ rule ae_train_classifier:
         mem_mb=4000,
         runtime=240,
     params:
-        version=VERSION,
+        code=stage_code("train_classifier"),
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=method_arg("classifier"),
@@ -72,7 +72,7 @@ rule ae_extract_cams:
         mem_mb=4000,
         runtime=120,
     params:
-        version=VERSION,
+        code=stage_code("extract_cams"),
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=method_arg("cams"),
@@ -100,7 +100,7 @@ rule mine_regions:
         ENV
     threads: 1
     params:
-        version=VERSION,
+        code=stage_code("mine_regions"),
         dataset=DATASET_ARG,
         erasing=AE_ARG,
         split=TRAIN,

@@ -17,7 +17,7 @@ rule make_affinity_labels:
         mem_mb=4000,
         runtime=120,
     params:
-        version=VERSION,
+        code=stage_code("make_affinity_labels"),
         dataset=DATASET_ARG,
         hyper=as_arg(config["affinity_labels"]),
     shell:
@@ -48,7 +48,7 @@ rule train_affinity:
         mem_mb=4000,
         runtime=240,
     params:
-        version=VERSION,
+        code=stage_code("train_affinity"),
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=as_arg(config["affinity"]),
@@ -83,7 +83,7 @@ rule random_walk:
         mem_mb=4000,
         runtime=120,
     params:
-        version=VERSION,
+        code=stage_code("random_walk"),
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=as_arg(config["random_walk"]),

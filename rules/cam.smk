@@ -13,7 +13,7 @@ rule make_saliency:
         ENV
     threads: 1
     params:
-        version=VERSION,
+        code=stage_code("make_saliency"),
         dataset=DATASET_ARG,
         method=EPS_SALIENCY or "spectral_residual",
         split=TRAIN,
@@ -46,7 +46,7 @@ rule train_classifier:
         mem_mb=4000,
         runtime=240,
     params:
-        version=VERSION,
+        code=stage_code("train_classifier"),
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=method_arg("classifier"),
@@ -86,7 +86,7 @@ rule extract_cams:
         mem_mb=4000,
         runtime=120,
     params:
-        version=VERSION,
+        code=stage_code("extract_cams"),
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=method_arg("cams"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from wsss_steps import __version__ as VERSION
+from wsss_steps.code_key import stage_code
 from wsss_steps.config import ConfigError, method_blocks, validate_config
 from wsss_steps.data.manifest import write_manifests
 from wsss_steps.sweep import cam_point_names, cam_point_settings, point_names, point_settings

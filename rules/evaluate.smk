@@ -20,6 +20,7 @@ rule evaluate:
     conda:
         ENV
     params:
+        code=stage_code("evaluate"),
         dataset=DATASET_ARG,
         hyper=as_arg(config["evaluate"]),
         run_name=RUN,

@@ -28,7 +28,7 @@ rule train_segmentation:
         mem_mb=6000,
         runtime=480,
     params:
-        version=VERSION,
+        code=stage_code("train_segmentation"),
         dataset=DATASET_ARG,
         backbone=BACKBONE_ARG,
         hyper=method_arg("segmentation", "random_walk"),
