@@ -319,7 +319,7 @@ def load_weights(path, model: torch.nn.Module, stage: str | None = None, classes
     return attrs
 
 
-_JSON_ATTRS = ("params", "inputs", "ids", "history")
+_JSON_ATTRS = ("params", "inputs", "ids", "history", "health")
 
 
 def describe(path) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import re
@@ -176,6 +177,34 @@ def load_params(text: str, section: str | None = None) -> dict:
     if section is not None:
         params = section_defaults(section, params)
     return params
+
+
+def settings_arg(section: str | None = None, needs=None):
+    """An argparse ``type`` for a settings argument (JSON text or a YAML/JSON file): malformed text, a missing file,
+    a value that is not a mapping, or a missing key (``needs``; default the section's required keys) is reported by
+    argparse as one sentence naming the argument, exit status 2. The text itself is returned, for ``load_params``."""
+    def check(text: str) -> str:
+        try:
+            params = load_params(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            first = str(exc).splitlines()[0]
+            raise argparse.ArgumentTypeError(f"not valid JSON or YAML ({first})") from None
+        if not isinstance(params, dict):
+            raise argparse.ArgumentTypeError(f"must be a mapping of settings, not {type(params).__name__}")
+        filled = section_defaults(section, params) if section else params
+        wanted = needs if needs is not None else (load_schema()["properties"][section].get("required", [])
+                                                   if section else ())
+        missing = [key for key in wanted if key not in filled]
+        if missing:
+            where = f"the {section} section of the config" if section else "the settings"
+            raise argparse.ArgumentTypeError(f"missing key '{missing[0]}' ({where}; see "
+                                             f"wsss_steps/schemas/config.schema.yaml)")
+        return text
+
+    check.__name__ = f"{section or 'settings'} settings"
+    return check
 
 
 def section_defaults(section: str, params: dict) -> dict:

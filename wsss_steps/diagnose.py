@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .artifacts import LOCALISATION_STAGES, atomic_path, load_weights, open_store, read_array
-from .config import load_params
+from .config import load_params, settings_arg
 from .data.transforms import to_tensor
 from .log import progress
 from .methods.affinitynet import full_offsets, neighbour_affinity
@@ -53,9 +53,9 @@ def oracle_affinity(labels: np.ndarray, radius: int, ignore: int = 255) -> torch
 
 def main(argv=None):
     parser = base_parser("diagnose", __doc__)
-    parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
-    parser.add_argument("--affinity-params", required=True, help="affinity settings: radius, head_channels")
-    parser.add_argument("--random-walk-params", required=True, help="random_walk settings: alpha, beta, t, stride")
+    parser.add_argument("--backbone", required=True, type=settings_arg("backbone", needs=("name",)), help="backbone settings (JSON or YAML file)")
+    parser.add_argument("--affinity-params", required=True, type=settings_arg("affinity", needs=("radius", "head_channels")), help="affinity settings: radius, head_channels")
+    parser.add_argument("--random-walk-params", required=True, type=settings_arg("random_walk"), help="random_walk settings: alpha, beta, t, stride")
     parser.add_argument("--cams", required=True, help="CAM store (.h5)")
     parser.add_argument("--affinity", required=True, help="AffinityNet weights (.h5)")
     parser.add_argument("--limit", type=int, default=100, help="images to look at (default 100)")

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from . import health
 from .artifacts import LOCALISATION_STAGES, RUN_PROVENANCE, atomic_path, open_store, read_array
-from .config import load_params
+from .config import load_params, settings_arg
 from .data import VOCLayout
 from .data.label_png import voc_palette
 from .methods.cam import cam_labels
@@ -217,7 +217,7 @@ def legend_strip(classes, ignore_index: int, width: int) -> Image.Image:
 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
-    parser.add_argument("--params", required=True, help="evaluation settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, type=settings_arg("evaluate"), help="evaluation settings (JSON or YAML file)")
     parser.add_argument("--run-name", required=True)
     parser.add_argument("--cams", required=True)
     parser.add_argument("--affinity-labels", required=True)

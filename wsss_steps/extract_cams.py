@@ -10,7 +10,7 @@ import numpy as np
 
 from . import health
 from .artifacts import provenance, put_array, write_store
-from .config import load_params
+from .config import load_params, settings_arg
 from .data import VOCLayout
 from .data.transforms import to_tensor
 from .log import progress
@@ -63,14 +63,14 @@ def extract(model: CAMNet, layout: VOCLayout, ids, table, scales, flip, device, 
 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
-    parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
-    parser.add_argument("--params", required=True, help="CAM settings: scales, flip, method (JSON or YAML file)")
+    parser.add_argument("--backbone", required=True, type=settings_arg("backbone", needs=("name",)), help="backbone settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, type=settings_arg("cams"), help="CAM settings: scales, flip, method (JSON or YAML file)")
     parser.add_argument("--classifier", required=True, help="classifier weights (.h5)")
     parser.add_argument("--split", required=True)
     parser.add_argument("--out", required=True, help="CAM store to write (.h5)")
     parser.add_argument("--erase-regions", help="adversarial erasing: a mine_regions store whose regions are erased "
                                                 "from the images first (a later round's CAMs)")
-    parser.add_argument("--erasing", help="adversarial_erasing settings (JSON or YAML file), with --erase-regions")
+    parser.add_argument("--erasing", type=settings_arg("adversarial_erasing"), help="adversarial_erasing settings (JSON or YAML file), with --erase-regions")
     args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "cams")
     table = layout.label_table(args.split)

@@ -14,9 +14,10 @@ import sys
 import h5py
 
 from .artifacts import ArtifactError, curve_csv, describe, open_store, rebuild_hint, verify_store
+from .log import first_paragraph
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m wsss_steps.inspect_artifact", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m wsss_steps.inspect_artifact", description=first_paragraph(__doc__))
     parser.add_argument("paths", nargs="+", metavar="PATH", help="HDF5 artifacts (.h5) made by the workflow")
     parser.add_argument("--verify", action="store_true",
                         help="check each artifact's contents against the checksums recorded when it was written")

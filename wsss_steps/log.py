@@ -97,3 +97,8 @@ def progress(iterable, **kwargs):
     if sys.stderr.isatty():
         return tqdm(iterable, mininterval=2.0, file=sys.stderr, dynamic_ncols=False, ncols=80, **kwargs)
     return PlainProgress(iterable, **kwargs)
+
+
+def first_paragraph(doc: str) -> str:
+    """A module docstring's first paragraph as one line: the description --help prints, never cut mid-sentence."""
+    return " ".join(doc.strip().split("\n\n")[0].split())

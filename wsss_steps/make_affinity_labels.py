@@ -11,7 +11,7 @@ import numpy as np
 
 from . import health
 from .artifacts import LOCALISATION_STAGES, open_store, provenance, put_array, read_array, write_store
-from .config import load_params
+from .config import load_params, settings_arg
 from .data import VOCLayout
 from .log import progress, setup_logging
 from .methods.affinitynet import affinity_labels
@@ -37,7 +37,7 @@ def _jobs(layout: VOCLayout, cams, ids):
 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
-    parser.add_argument("--params", required=True, help="alpha_low, alpha_high, crf (JSON or YAML file)")
+    parser.add_argument("--params", required=True, type=settings_arg("affinity_labels"), help="alpha_low, alpha_high, crf (JSON or YAML file)")
     parser.add_argument("--cams", required=True, help="CAM store (.h5) from extract_cams")
     parser.add_argument("--out", required=True, help="label store to write (.h5)")
     args = parser.parse_args(argv)

@@ -21,7 +21,7 @@ from .data.coco import (MARKER, annotations_by_image, category_indices, check_cl
 from .data.label_png import save_label_png
 from .data.synthetic import remove_generated
 from .data.voc import DatasetError
-from .log import progress, setup_logging
+from .log import first_paragraph, progress, setup_logging
 from .runtime import run_stage
 
 
@@ -92,7 +92,7 @@ def write_tree(root, dataset: dict, log) -> dict[str, int]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m wsss_steps.make_coco", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m wsss_steps.make_coco", description=first_paragraph(__doc__))
     parser.add_argument("--dataset", required=True,
                         help="dataset settings (JSON or YAML file): root, classes, ignore_index, train_split, "
                              "val_split and a coco block with train_annotations, train_images, val_annotations, "

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import health
 from .artifacts import open_store, provenance, put_array, read_array, write_store
-from .config import load_params
+from .config import load_params, settings_arg
 from .log import progress
 from .methods.cam import cam_labels
 from .methods.adversarial_erasing import mined_region, round_succeeded, union_map
@@ -25,7 +25,7 @@ STAGE = "mine_regions"
 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
-    parser.add_argument("--params", required=True, help="adversarial_erasing settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, type=settings_arg("adversarial_erasing"), help="adversarial_erasing settings (JSON or YAML file)")
     parser.add_argument("--round", type=int, required=True, help="this round's number (1: the run's own CAMs)")
     parser.add_argument("--cams", required=True, help="this round's CAM store (.h5)")
     parser.add_argument("--classifier", required=True, help="this round's classifier weights (its health: recall on the erased images)")

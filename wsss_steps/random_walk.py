@@ -10,7 +10,7 @@ import torch
 
 from . import health
 from .artifacts import LOCALISATION_STAGES, load_weights, open_store, provenance, put_array, read_array, write_store
-from .config import load_params
+from .config import load_params, settings_arg
 from .data.label_png import save_label_png
 from .data.transforms import to_tensor
 from .log import progress
@@ -25,9 +25,9 @@ STAGE = "random_walk"
 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
-    parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
-    parser.add_argument("--params", required=True, help="alpha, beta, t, stride, background, bg_threshold (JSON or YAML file)")
-    parser.add_argument("--affinity-params", required=True, help="affinity settings: radius, head_channels")
+    parser.add_argument("--backbone", required=True, type=settings_arg("backbone", needs=("name",)), help="backbone settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, type=settings_arg("random_walk"), help="alpha, beta, t, stride, background, bg_threshold (JSON or YAML file)")
+    parser.add_argument("--affinity-params", required=True, type=settings_arg("affinity", needs=("radius", "head_channels")), help="affinity settings: radius, head_channels")
     parser.add_argument("--cams", required=True, help="CAM store (.h5)")
     parser.add_argument("--affinity", required=True, help="AffinityNet weights (.h5)")
     parser.add_argument("--out", required=True, help="pseudo-label store to write (.h5)")

@@ -10,6 +10,9 @@ import random
 import numpy as np
 import torch
 
+from .config import settings_arg
+from .log import first_paragraph
+
 log = logging.getLogger("wsss_steps")
 
 
@@ -66,16 +69,17 @@ def loader_workers(request, threads, device) -> int:
 
 def base_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     """An argument parser with the options every stage shares."""
-    parser = argparse.ArgumentParser(prog=f"python -m wsss_steps.{prog}", description=doc.strip().splitlines()[0])
-    parser.add_argument("--dataset", required=True, help="dataset settings as JSON (root, classes, ignore_index)")
+    parser = argparse.ArgumentParser(prog=f"python -m wsss_steps.{prog}", description=first_paragraph(doc))
+    parser.add_argument("--dataset", required=True, type=settings_arg(needs=("root", "classes")), help="dataset settings as JSON (root, classes, ignore_index)")
     parser.add_argument("--device", default=os.environ.get("WSSS_DEVICE", "auto"), choices=["auto", "cpu", "cuda"],
                         help="auto (CUDA when available), cpu or cuda (default: $WSSS_DEVICE, else auto)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("WSSS_THREADS", "0")) or None,
                         help="CPU threads (default: PyTorch's choice)")
     parser.add_argument("--workers", default=os.environ.get("WSSS_WORKERS", "auto"),
-                        help="DataLoader worker processes for training: a number, or auto (the threads on CUDA, none "
-                             "on the CPU) (default: $WSSS_WORKERS, else auto)")
-    parser.add_argument("--seed", type=int, default=0)
+                        help="DataLoader worker processes of the training stages (the others ignore it): a number, or "
+                             "auto (the threads on CUDA, none on the CPU) (default: $WSSS_WORKERS, else auto)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed of the stage's crops, initialisation and sampling (default: 0)")
     parser.add_argument("--log", help="log file (default: stderr only)")
     parser.add_argument("--manifests", nargs="*", default=[], metavar="FILE",
                         help="the dataset's content manifests the workflow planned this job with (their digest is "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from .artifacts import provenance, save_weights
-from .config import load_params
+from .config import load_params, settings_arg
 from .data.loader import CropDataset, StoreMaps
 from .methods.affinitynet import affinity_loss_fn
 from .nets.affinity import build_affinity_net
@@ -19,8 +19,8 @@ STAGE = "train_affinity"
 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
-    parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
-    parser.add_argument("--params", required=True, help="affinity settings (JSON or YAML file)")
+    parser.add_argument("--backbone", required=True, type=settings_arg("backbone", needs=("name",)), help="backbone settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, type=settings_arg("affinity"), help="affinity settings (JSON or YAML file)")
     parser.add_argument("--labels", required=True, help="affinity label store (.h5)")
     parser.add_argument("--classifier", help="classifier weights, used when init_from_classifier is true")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")

@@ -13,7 +13,7 @@ import torch
 
 from . import health
 from .artifacts import provenance, save_weights
-from .config import ConfigError, load_params
+from .config import ConfigError, load_params, settings_arg
 from .data import VOCLayout
 from .data.loader import CropDataset
 from .data.transforms import pad_to_stride, to_tensor
@@ -129,8 +129,8 @@ def write_skipped_round(out, regions, layout):
 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
-    parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
-    parser.add_argument("--params", required=True, help="classifier settings (JSON or YAML file)")
+    parser.add_argument("--backbone", required=True, type=settings_arg("backbone", needs=("name",)), help="backbone settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, type=settings_arg("classifier"), help="classifier settings (JSON or YAML file)")
     parser.add_argument("--split", required=True, help="split list to train on")
     parser.add_argument("--out", required=True, help="weights file to write (.h5)")
     parser.add_argument("--checkpoint", help="resume file kept outside the outputs: saved every epoch, deleted at the end")
@@ -142,7 +142,7 @@ def main(argv=None):
                                                "(classifier.method eps; the folder make_saliency wrote)")
     parser.add_argument("--erase-regions", help="adversarial erasing: a mine_regions store whose regions are erased "
                                                 "from the training images (a later round's classifier)")
-    parser.add_argument("--erasing", help="adversarial_erasing settings (JSON or YAML file), with --erase-regions")
+    parser.add_argument("--erasing", type=settings_arg("adversarial_erasing"), help="adversarial_erasing settings (JSON or YAML file), with --erase-regions")
     args, log, device, layout = start(parser, argv)
     if args.saliency_dir:
         layout = dataclasses.replace(layout, saliency_dir=str(Path(args.saliency_dir).resolve()))

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from . import health
 from .artifacts import provenance, put_array, save_weights, write_store
-from .config import load_params
+from .config import load_params, settings_arg
 from .data.loader import CropDataset, StoreMaps
 from .data.transforms import to_tensor
 from .log import progress
@@ -74,8 +74,8 @@ LOSSES = {"random_walk": pseudo_label_loss, "sec": sec.training_loss, "psl": adv
 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
-    parser.add_argument("--backbone", required=True, help="backbone settings (JSON or YAML file)")
-    parser.add_argument("--params", required=True, help="segmentation settings (JSON or YAML file)")
+    parser.add_argument("--backbone", required=True, type=settings_arg("backbone", needs=("name",)), help="backbone settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, type=settings_arg("segmentation"), help="segmentation settings (JSON or YAML file)")
     parser.add_argument("--pseudo-labels", required=True,
                         help="pseudo-label store (.h5) from random_walk; with method sec, the affinity-label store (the seeds)")
     parser.add_argument("--classifier", help="classifier weights, used when init_from_classifier is true")

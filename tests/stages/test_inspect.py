@@ -14,7 +14,8 @@ def test_inspect_prints_stage_params_seed_version_and_input_checksums(tmp_path):
     source = tmp_path / "train.txt"
     source.write_text("a\nb\n")
     attrs = provenance("extract_cams", {"scales": [1.0, 0.5], "flip": True}, 7, [source])
-    attrs.update(classes=["background", "cat"], ids=json.dumps(["a", "b"]))
+    attrs.update(classes=["background", "cat"], ids=json.dumps(["a", "b"]),
+                 health=json.dumps({"figures": {"whole_image_share": {"cat": 0.0}}, "warnings": []}))
     path = tmp_path / "cams.h5"
     with write_store(path, attrs) as store:
         put_array(store, "a", np.ones((1, 8, 8), np.float16), classes=np.asarray([1]))
@@ -27,6 +28,7 @@ def test_inspect_prints_stage_params_seed_version_and_input_checksums(tmp_path):
     assert shown["inputs"] == {str(source): hashlib.sha256(b"a\nb\n").hexdigest()}
     assert shown["classes"] == ["background", "cat"] and shown["contents"]["datasets"] == 2
     assert "package_version" in shown
+    assert shown["health"] == {"figures": {"whole_image_share": {"cat": 0.0}}, "warnings": []}  # structure, not a string
 
 
 def test_inspect_names_a_file_that_is_not_an_artifact(tmp_path):

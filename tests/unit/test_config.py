@@ -139,3 +139,23 @@ def test_the_methods_are_listed_once_in_the_schema_and_derived_elsewhere():
     assert set(SEGMENTATION_LOSSES) == set(SEG_ROWS) == set(choices["segmentation"])
     assert {m for methods in choices.values() for m in methods} <= set(METHODS) | {"random_walk"}
     assert method_blocks()["classifier"] == ("hide_and_seek", "puzzle_cam", "acol", "eps")
+
+
+@pytest.mark.parametrize("argument, value, message", [
+    ("--backbone", '{"name": "tiny"', "argument --backbone: not valid JSON or YAML"),
+    ("--params", "no/such/file.yaml", "argument --params: no/such/file.yaml: parameter file not found."),
+    ("--params", '{"alpha": 16,}', "argument --params: not valid JSON or YAML"),
+    ("--affinity-params", '{"radius": 3}', "argument --affinity-params: missing key 'head_channels'"),
+    ("--params", '{"alpha": 16, "beta": 8}', "argument --params: missing key 't' (the random_walk section"),
+])
+def test_a_bad_settings_argument_is_one_sentence_naming_it_with_exit_status_2(capsys, argument, value, message):
+    from wsss_steps.random_walk import main
+
+    good = {"--dataset": '{"root": "data", "classes": ["background", "cat"]}', "--backbone": '{"name": "tiny"}',
+            "--params": '{"alpha": 16, "beta": 8, "t": 256}', "--affinity-params": '{"radius": 3, "head_channels": [1, 1, 1]}',
+            "--cams": "c.h5", "--affinity": "a.h5", "--out": "o.h5"}
+    good[argument] = value
+    with pytest.raises(SystemExit) as stop:
+        main([word for pair in good.items() for word in pair])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and "Traceback" not in err
