@@ -1,4 +1,4 @@
-"""Benchmark: our random walk (``wsss_steps.algorithms.propagate``) against the dense walk of the published code.
+"""Benchmark: our random walk (``wsss_steps.methods.random_walk.propagate``) against the dense walk of the published code.
 
 Both compute the same formula, vec(M*) = T^t vec(M) with T = D^-1 W^beta over the radius
 neighbourhood, on the same inputs:
@@ -6,7 +6,7 @@ neighbourhood, on the same inputs:
 * ours: ``propagate`` - T as a sparse CSR matrix with N nonzeros per row (``sparse_transition``),
   then t sparse @ dense products with the K classes as columns; never an HW x HW matrix;
 * dense: what psa's ``infer_aff.py`` does - build the dense HW x HW transition matrix (here with
-  ``wsss_steps.algorithms.dense_transition``), square it log2(t) times to get T^t, multiply the
+  ``wsss_steps.methods.random_walk.dense_transition``), square it log2(t) times to get T^t, multiply the
   CAMs once (psa normalises columns and multiplies from the left; that is the transpose of the
   same product).
 

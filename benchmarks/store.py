@@ -5,7 +5,7 @@ Writes N synthetic CAM sets of PASCAL VOC sizes (500 x 375, 375 x 500, 333 x 500
 bilinearly upsampled, ReLU'd and divided by its maximum per class, as ``normalize_cam`` does)
 into a temporary directory twice:
 
-* store: one HDF5 file through ``wsss_steps.io.write_store`` + ``put_array``, float16 (K, H, W)
+* store: one HDF5 file through ``wsss_steps.artifacts.write_store`` + ``put_array``, float16 (K, H, W)
   per image with its classes as an attribute - exactly how ``wsss_steps/extract_cams.py`` stores
   CAMs (chunked, gzip level 4 with the shuffle filter);
 * npy: one ``np.save``'d float32 (K, H, W) array per image, as psa's ``infer_cls.py`` saves its
@@ -16,7 +16,7 @@ reads (one process, in id order); images/s for random-access reads through a tor
 with 2 worker processes (shuffle=True, batch_size=None: one image per item, as a training loader
 would fetch them; each pass a fresh DataLoader, so worker start-up is included). Read rates are
 the median of 3 passes (a single pass of 200 images lasts well under a second and varies by
-+-30 % from run to run). The store is read through ``wsss_steps.io.StoreDataset``, which opens its h5py
++-30 % from run to run). The store is read through ``wsss_steps.data.loader.StoreDataset``, which opens its h5py
 handle lazily inside each worker (an HDF5 handle must never be shared across a fork); the .npy
 loader calls ``np.load`` per item. Both include handing the arrays back from the workers. Files
 are read right after being written, so both come from the page cache: this measures decoding
