@@ -37,7 +37,7 @@ from pathlib import Path
 import yaml
 
 from .config import ConfigError, method_choices, validate_config
-from .log import first_paragraph, setup_logging
+from .log import command_parser, setup_logging
 
 # Each method's settings on top of the config files: the sections they change. One per non-default value of a
 # section's ``method`` (from the schema, where each list starts with the plain default: the list of methods is
@@ -277,7 +277,7 @@ def up_to_date(cmd: list[str], cwd: Path) -> bool:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wsss_steps.compare", description=first_paragraph(__doc__))
+    parser = command_parser("compare", __doc__)
     parser.add_argument("--configfile", nargs="+", required=True, help="the config files of the runs (preset, dataset)")
     parser.add_argument("--methods", nargs="+", required=True, choices=sorted(METHODS),
                         help="methods to run, the first is the baseline whose unchanged stages the others reuse")

@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import __version__
+
 PROG = "python -m wsss_steps.gpu_slot"
 DEFAULT_LOCK_DIR = Path(".snakemake") / "gpu-slots"
 
@@ -179,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
         description="Run CMD on a GPU of its own: lock one of the known GPU ids, set CUDA_VISIBLE_DEVICES to it "
                     "and exec CMD. Ids come from WSSS_GPU_IDS, else CUDA_VISIBLE_DEVICES, else nvidia-smi; "
                     "inside a SLURM job (SLURM_JOB_ID) or with no ids CMD runs unchanged.")
+    p.add_argument("--version", action="version", version=f"wsss-steps {__version__}")
     p.add_argument("--lock-dir", metavar="DIR",
                    help="lock files (default: $WSSS_GPU_LOCK_DIR, else .snakemake/gpu-slots in the working directory)")
     p.add_argument("--poll", type=float, default=0.5, metavar="S",

@@ -7,17 +7,16 @@ recorded when it was written, and the number of datasets), whatever its modifica
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import h5py
 
 from .artifacts import ArtifactError, curve_csv, describe, open_store, rebuild_hint, verify_store
-from .log import first_paragraph
+from .log import command_parser
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m wsss_steps.inspect_artifact", description=first_paragraph(__doc__))
+    parser = command_parser("inspect_artifact", __doc__)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="HDF5 artifacts (.h5) made by the workflow")
     parser.add_argument("--verify", action="store_true",
                         help="check each artifact's contents against the checksums recorded when it was written")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import resource
 import sys
@@ -102,3 +103,13 @@ def progress(iterable, **kwargs):
 def first_paragraph(doc: str) -> str:
     """A module docstring's first paragraph as one line: the description --help prints, never cut mid-sentence."""
     return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def command_parser(prog: str, doc: str, **kwargs) -> argparse.ArgumentParser:
+    """The argument parser of a command: ``python -m wsss_steps.<prog>``, the docstring's first paragraph as its
+    description, and ``--version``."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog=f"python -m wsss_steps.{prog}", description=first_paragraph(doc), **kwargs)
+    parser.add_argument("--version", action="version", version=f"wsss-steps {__version__}")
+    return parser

@@ -9,7 +9,6 @@ least one non-crowd object. It writes only into a folder that is new, empty or m
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ from .data.coco import (MARKER, annotations_by_image, category_indices, check_cl
 from .data.label_png import save_label_png
 from .data.synthetic import remove_generated
 from .data.voc import DatasetError
-from .log import first_paragraph, progress, setup_logging
+from .log import command_parser, progress, setup_logging
 from .runtime import run_stage
 
 
@@ -92,7 +91,7 @@ def write_tree(root, dataset: dict, log) -> dict[str, int]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m wsss_steps.make_coco", description=first_paragraph(__doc__))
+    parser = command_parser("make_coco", __doc__)
     parser.add_argument("--dataset", required=True,
                         help="dataset settings (JSON or YAML file): root, classes, ignore_index, train_split, "
                              "val_split and a coco block with train_annotations, train_images, val_annotations, "

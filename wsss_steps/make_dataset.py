@@ -5,17 +5,16 @@ It writes only into a folder that is new, empty or marked as its own (``.wsss-ge
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .config import load_params
 from .data.synthetic import NotOurs, generate, refuse_foreign_root
-from .log import first_paragraph, setup_logging
+from .log import command_parser, setup_logging
 from .runtime import run_stage
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m wsss_steps.make_dataset", description=first_paragraph(__doc__))
+    parser = command_parser("make_dataset", __doc__)
     parser.add_argument("--dataset", required=True,
                         help="dataset settings (JSON or YAML file): root, classes, train_split, val_split and a "
                              "generate block with image_size, train_images, val_images, seed")

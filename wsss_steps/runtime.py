@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .config import settings_arg
-from .log import first_paragraph
+from .log import command_parser
 
 log = logging.getLogger("wsss_steps")
 
@@ -69,7 +69,7 @@ def loader_workers(request, threads, device) -> int:
 
 def base_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     """An argument parser with the options every stage shares."""
-    parser = argparse.ArgumentParser(prog=f"python -m wsss_steps.{prog}", description=first_paragraph(doc))
+    parser = command_parser(prog, doc)
     parser.add_argument("--dataset", required=True, type=settings_arg(needs=("root", "classes")), help="dataset settings as JSON (root, classes, ignore_index)")
     parser.add_argument("--device", default=os.environ.get("WSSS_DEVICE", "auto"), choices=["auto", "cpu", "cuda"],
                         help="auto (CUDA when available), cpu or cuda (default: $WSSS_DEVICE, else auto)")
