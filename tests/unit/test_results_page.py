@@ -43,3 +43,10 @@ def test_the_readme_s_measured_results_are_figures_of_the_results_page():
     assert quoted, "the section quotes no figure"
     for figure in quoted:
         assert f"**{figure}**" in page, f"README's Measured results quotes {figure}, which docs/results.md does not hold"
+
+
+def test_the_configuration_reference_is_what_the_schema_gives():
+    reference = load_script("config_reference")
+    assert reference.main(["--check"]) == 0, "docs/config-reference.md is stale: run python scripts/config_reference.py"
+    text = reference.PAGE.read_text()
+    assert "| `affinity.feature_stride` |" in text and "| `classifier.puzzle_cam.alpha` |" in text
