@@ -44,3 +44,43 @@ rule train_segmentation:
             " --predictions {output.predictions} --checkpoint {params.checkpoint}",
             processes=TRAINING_GPUS,
         )
+
+
+# Segment new images with the trained network: snakemake predict --config predict='{images: DIR, out: DIR}'.
+PREDICT = config.get("predict", {})
+
+
+def predict_weights(wildcards):
+    if "images" not in PREDICT or "out" not in PREDICT:
+        raise ValueError(
+            "snakemake predict needs the images and the output folder: --config predict='{images: DIR, out: DIR}'."
+        )
+    return rules.train_segmentation.output.weights
+
+
+rule predict:
+    input:
+        weights=predict_weights,
+    output:
+        record=artifact("predict.json"),
+    log:
+        log_of("predict"),
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=240,
+    params:
+        code=stage_code("predict"),
+        images=PREDICT.get("images", ""),
+        out=PREDICT.get("out", ""),
+        scales=" ".join(str(s) for s in PREDICT.get("scales", [1.0])),
+        flip="--flip" if PREDICT.get("flip") else "",
+    shell:
+        stage_shell(
+            "predict",
+            "--weights {input.weights} --images {params.images:q} --out {params.out:q} --scales {params.scales}"
+            " {params.flip} --threads {threads} --record {output.record}",
+        )
