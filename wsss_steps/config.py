@@ -108,7 +108,6 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
         if len(given) != 1:
             what = "both epochs and steps" if given else "neither epochs nor steps"
             raise ConfigError(f"config key '{section}.steps': {section} gives {what}; give one of them.")
-    check_walk_matches_training(config)
     labels_cfg = config["affinity_labels"]
     if labels_cfg["alpha_low"] >= labels_cfg["alpha_high"]:
         raise ConfigError("config key 'affinity_labels.alpha_low': must be smaller than affinity_labels.alpha_high.")
@@ -127,29 +126,6 @@ def method_blocks(schema_path=SCHEMA_PATH) -> dict:
     sections = load_schema(schema_path)["properties"]
     return {name: tuple(m for m in methods if m in sections[name]["properties"])
             for name, methods in method_choices(schema_path).items()}
-
-
-def affinity_feature_stride(config: dict) -> int:
-    """The stride AffinityNet is trained at: affinity.feature_stride, else the backbone's (tiny: always 8)."""
-    backbone = config["backbone"]
-    native = 8 if backbone["name"] == "tiny" else backbone["output_stride"]
-    return config["affinity"].get("feature_stride") or native
-
-
-def check_walk_matches_training(config: dict) -> None:
-    """Raise ConfigError when the walk runs at stride 8 on an AffinityNet trained at another stride.
-
-    affinity.radius counts cells of each grid, so a walk at stride 8 on features trained at stride 16 would use
-    pairs half as far apart as any the network saw (psa trains and walks at one stride). Stride 4 is irn's finer
-    walk, documented as finer than the features by design.
-    """
-    walk, trained = config["random_walk"].get("stride", 8), affinity_feature_stride(config)
-    if walk != 4 and walk != trained:
-        radius = config["affinity"]["radius"]
-        raise ConfigError(
-            f"config key 'random_walk.stride': the walk runs at stride {walk} but AffinityNet is trained at stride "
-            f"{trained}, so radius {radius} spans {radius * walk} px in the walk and {radius * trained} px in "
-            f"training; set affinity.feature_stride: {walk}.")
 
 
 def load_config(path) -> dict:

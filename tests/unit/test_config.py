@@ -110,21 +110,6 @@ def test_class_0_must_be_the_background_by_name():
         check_background_first(["horse", "cat"])
 
 
-def test_a_walk_at_another_stride_than_affinitynet_is_refused(good):
-    # psa trains AffinityNet and walks at stride 8 with one radius; a walk at stride 8 on features trained at 16
-    # would use pairs half as far apart as any the network saw
-    photos = yaml.safe_load((REPO / "configs" / "presets" / "cpu_photos.yaml").read_text())
-    photos.update(yaml.safe_load((REPO / "configs" / "datasets" / "horse_street.yaml").read_text()))
-    validate_config(copy.deepcopy(photos))
-    del photos["affinity"]["feature_stride"]
-    with pytest.raises(ConfigError, match=r"'random_walk.stride'.*stride 8.*trained at stride 16.*24 px.*48 px"
-                                          r".*affinity.feature_stride: 8"):
-        validate_config(photos)
-    finer = copy.deepcopy(good)
-    finer["random_walk"]["stride"] = 4  # irn's finer walk: finer than the features by design
-    validate_config(finer)
-
-
 def test_the_methods_are_listed_once_in_the_schema_and_derived_elsewhere():
     from wsss_steps.compare import METHODS
     from wsss_steps.config import method_blocks, method_choices

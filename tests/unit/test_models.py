@@ -224,20 +224,3 @@ def test_backbone_amp_auto_is_bf16_only_where_the_device_computes_bfloat16_nativ
             level = plain(image)[1]
             assert torch.equal(auto.forward_from(1, level), same_as.forward_from(1, level))
 
-
-def test_affinity_head_starts_as_psas():
-    # psa network/resnet38_aff.py:21-24 (jiwoon-ahn/psa): torch.nn.init.kaiming_normal_(f8_3/f8_4/f8_5.weight),
-    # torch.nn.init.xavier_uniform_(f9.weight, gain=4). He normal (fan_in, leaky_relu a=0): std = sqrt(2 / fan_in);
-    # Glorot uniform: bound = gain * sqrt(6 / (fan_in + fan_out)).
-    torch.manual_seed(0)
-    backbone = make_backbone("tiny", width=16)
-    net = AffinityNet(backbone, (32, 64, 128))
-    for conv, fan_in in zip(net.reduce, backbone.channels):
-        std = (2 / fan_in) ** 0.5
-        assert conv.weight.std().item() == pytest.approx(std, rel=0.15)
-        assert conv.weight.abs().max().item() > 2.5 * std  # normal, not PyTorch's default uniform (bound std sqrt 3)
-    n = 32 + 64 + 128
-    bound = 4 * (6 / (n + n)) ** 0.5
-    weights = net.fuse.weight.abs()
-    assert weights.max().item() <= bound and weights.max().item() > 0.99 * bound
-    assert weights.mean().item() == pytest.approx(bound / 2, rel=0.02)  # uniform on [-bound, bound]

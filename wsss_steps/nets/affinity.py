@@ -9,18 +9,6 @@ import torch.nn.functional as F
 from .backbones import backbone_from_config
 
 
-def init_head(reduce, fuse) -> None:
-    """psa's init of the new layers: He normal (fan in, gain sqrt 2) on the three 1x1 convs, Glorot uniform x 4 on the last.
-
-    psa network/resnet38_aff.py:21-24 (jiwoon-ahn/psa): kaiming_normal_ on f8_3, f8_4, f8_5 and
-    xavier_uniform_(f9, gain=4). PyTorch's default (uniform, bound 1 / sqrt(fan in)) is 2.4x narrower on the
-    three and 6.9x on f9.
-    """
-    for conv in reduce:
-        nn.init.kaiming_normal_(conv.weight)
-    nn.init.xavier_uniform_(fuse.weight, gain=4)
-
-
 class AffinityNet(nn.Module):
     """1x1 convs (ELU, no bias) on three backbone stages, concatenated, one more 1x1 conv: the affinity features f.
 
@@ -36,7 +24,6 @@ class AffinityNet(nn.Module):
         self.reduce = nn.ModuleList(nn.Conv2d(c, h, 1, bias=False) for c, h in zip(backbone.channels, head_channels))
         total = sum(head_channels)
         self.fuse = nn.Conv2d(total, total, 1, bias=False)
-        init_head(self.reduce, self.fuse)
 
     def forward(self, x):
         feats = self.backbone(x)
