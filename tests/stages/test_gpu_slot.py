@@ -9,7 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
+from conftest import TINY
 from wsss_steps import gpu_slot
 
 SLOT = [sys.executable, "-m", "wsss_steps.gpu_slot"]
@@ -243,8 +245,10 @@ def test_snakemake_gpu_jobs_never_share_a_gpu(tmp_path, gpus):
 
 def test_a_stage_asked_for_cuda_without_one_stops_with_one_line(tmp_path):
     env = clean_env(WSSS_DEVICE="cuda", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-m", "wsss_steps.train_classifier", "--dataset", '{"root": "none"}',
-                           "--params", "{}", "--backbone", "{}", "--split", "train", "--out", str(tmp_path / "w.h5")],
+    classifier = json.dumps(yaml.safe_load(TINY.read_text())["classifier"])  # settings that parse: the device fails
+    proc = subprocess.run([sys.executable, "-m", "wsss_steps.train_classifier", "--dataset",
+                           '{"root": "none", "classes": ["background", "a"]}', "--params", classifier,
+                           "--backbone", '{"name": "tiny"}', "--split", "train", "--out", str(tmp_path / "w.h5")],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1
     assert "no CUDA device (CUDA_VISIBLE_DEVICES=)" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
