@@ -70,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="CAM store to write (.h5)")
     parser.add_argument("--erase-regions", help="adversarial erasing: a mine_regions store whose regions are erased "
                                                 "from the images first (a later round's CAMs)")
-    parser.add_argument("--erasing", type=settings_arg("adversarial_erasing"), help="adversarial_erasing settings (JSON or YAML file), with --erase-regions")
+    parser.add_argument("--erasing", type=settings_arg("adversarial_erasing", needs=()), help="adversarial_erasing settings (JSON or YAML file), with --erase-regions")
     args, log, device, layout = start(parser, argv)
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "cams")
     table = layout.label_table(args.split)

@@ -25,7 +25,7 @@ STAGE = "mine_regions"
 
 def main(argv=None):
     parser = base_parser(STAGE, __doc__)
-    parser.add_argument("--params", required=True, type=settings_arg("adversarial_erasing"), help="adversarial_erasing settings (JSON or YAML file)")
+    parser.add_argument("--params", required=True, type=settings_arg("adversarial_erasing", needs=()), help="adversarial_erasing settings (JSON or YAML file)")
     parser.add_argument("--round", type=int, required=True, help="this round's number (1: the run's own CAMs)")
     parser.add_argument("--cams", required=True, help="this round's CAM store (.h5)")
     parser.add_argument("--classifier", required=True, help="this round's classifier weights (its health: recall on the erased images)")

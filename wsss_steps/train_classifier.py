@@ -142,7 +142,7 @@ def main(argv=None):
                                                "(classifier.method eps; the folder make_saliency wrote)")
     parser.add_argument("--erase-regions", help="adversarial erasing: a mine_regions store whose regions are erased "
                                                 "from the training images (a later round's classifier)")
-    parser.add_argument("--erasing", type=settings_arg("adversarial_erasing"), help="adversarial_erasing settings (JSON or YAML file), with --erase-regions")
+    parser.add_argument("--erasing", type=settings_arg("adversarial_erasing", needs=()), help="adversarial_erasing settings (JSON or YAML file), with --erase-regions")
     args, log, device, layout = start(parser, argv)
     if args.saliency_dir:
         layout = dataclasses.replace(layout, saliency_dir=str(Path(args.saliency_dir).resolve()))
