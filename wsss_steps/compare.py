@@ -276,6 +276,31 @@ def up_to_date(cmd: list[str], cwd: Path) -> bool:
     return proc.returncode == 0 and "Nothing to be done" in said and "missing metadata" not in said
 
 
+DRY_RUN_FLAGS = {"-n", "--dry-run", "--dryrun"}
+
+
+def dry_run(args, base: dict, name: str, workdir: Path) -> int:
+    """Print each method's plan (Snakemake's job table) and write nothing: no overlay, no link, no table.
+
+    The plans count every stage of every method; a real comparison reuses what methods share."""
+    import tempfile
+
+    status = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in dict.fromkeys(args.methods):
+            overlay = merged(METHODS[method], {"run_name": f"{name}-{method}"})
+            overlay_file = Path(tmp) / f"{method}.yaml"
+            overlay_file.write_text(yaml.safe_dump(overlay, sort_keys=True))
+            proc = subprocess.run(snakemake_command(args, workdir, str(overlay_file)), cwd=workdir,
+                                  capture_output=True, text=True)
+            said = proc.stdout + proc.stderr
+            table = said[said.find("Job stats:"):].split("\n\n")[0] if "Job stats:" in said else said.strip()[-2000:]
+            print(f"== {method} (results/{name}-{method}): {'planned' if proc.returncode == 0 else 'FAILED'}\n{table}\n")
+            status |= proc.returncode != 0
+    print("dry run: nothing was written; a real comparison reuses the stages the methods share")
+    return 1 if status else 0
+
+
 def main(argv=None) -> int:
     parser = command_parser("compare", __doc__)
     parser.add_argument("--configfile", nargs="+", required=True, help="the config files of the runs (preset, dataset)")
@@ -298,6 +323,8 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         raise SystemExit(str(exc)) from None
     name = base_config["run_name"]
+    if DRY_RUN_FLAGS & set(args.snakemake_args):
+        return dry_run(args, base, name, workdir)
     folder = workdir / "results" / f"{name}-compare"
     (folder / "configs").mkdir(parents=True, exist_ok=True)
     log = setup_logging(folder / "compare.log")

@@ -61,3 +61,14 @@ def test_a_plain_run_counts_as_an_earlier_run_only_when_snakemake_finds_it_up_to
     assert not up_to_date(base, run_copy)  # files Snakemake did not make there: their settings are not on record
     (run_copy / "results" / "tiny" / "summary.md").unlink()
     assert not up_to_date(base, run_copy)  # incomplete
+
+
+def test_a_dry_run_comparison_prints_each_plan_and_writes_nothing(tmp_path):
+    cmd = [sys.executable, "-m", "wsss_steps.compare", "--configfile", str(TINY), "--methods", "cam", "sec",
+           "--cores", "2", "--directory", str(tmp_path), "--snakemake-args", "-n"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)  # a hang guard
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "== cam (results/tiny-cam): planned" in proc.stdout and "== sec (results/tiny-sec): planned" in proc.stdout
+    assert "train_segmentation" in proc.stdout and "nothing was written" in proc.stdout
+    assert "FAILED" not in proc.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
