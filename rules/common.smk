@@ -245,3 +245,16 @@ def ae_previous(wildcards):
 
 AE = config.get("adversarial_erasing")
 AE_ARG = as_arg({k: v for k, v in (AE or {}).items() if k != "rounds"})
+
+
+# The predict target (rules/segmentation.smk): snakemake predict --config predict='{images: DIR, out: DIR}'.
+PREDICT = config.get("predict", {})
+
+
+def predict_weights(wildcards):
+    """The run's segmentation weights, once predict's images and output folder are given."""
+    if "images" not in PREDICT or "out" not in PREDICT:
+        raise ValueError(
+            "snakemake predict needs the images and the output folder: --config predict='{images: DIR, out: DIR}'."
+        )
+    return rules.train_segmentation.output.weights

@@ -47,17 +47,6 @@ rule train_segmentation:
 
 
 # Segment new images with the trained network: snakemake predict --config predict='{images: DIR, out: DIR}'.
-PREDICT = config.get("predict", {})
-
-
-def predict_weights(wildcards):
-    if "images" not in PREDICT or "out" not in PREDICT:
-        raise ValueError(
-            "snakemake predict needs the images and the output folder: --config predict='{images: DIR, out: DIR}'."
-        )
-    return rules.train_segmentation.output.weights
-
-
 rule predict:
     input:
         weights=predict_weights,
