@@ -22,8 +22,9 @@ def test_predicting_the_val_images_reproduces_the_pipeline_s_predictions(tiny_ru
         shutil.copy(data / "JPEGImages" / f"{image_id}.jpg", images / ("nested" if i % 2 else "") / f"{image_id}.jpg")
     (images / "broken.jpg").write_bytes(b"not an image")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "wsss_steps.predict", "--run", str(workdir / "results" / "tiny"), "--images",
-           str(images), "--out", str(out), "--threads", "2"]
+    base = [sys.executable, "-m", "wsss_steps.predict", "--run", str(workdir / "results" / "tiny"), "--images",
+            str(images), "--threads", "2", "--out"]
+    cmd = base + [str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr  # the broken image is named and skipped
     assert f"{images / 'broken.jpg'}: not a readable image" in proc.stderr and "skipped" in proc.stderr
@@ -44,10 +45,10 @@ def test_predicting_the_val_images_reproduces_the_pipeline_s_predictions(tiny_ru
     assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p.name != f"{ids[0]}.png")
     # multi-scale + flip runs and gives a label for every pixel
     flipped = tmp_path / "flipped"
-    subprocess.run(cmd[:-4] + [str(flipped), "--scales", "1", "1.5", "--flip"], check=True, capture_output=True)
+    subprocess.run(base + [str(flipped), "--scales", "1", "1.5", "--flip"], check=True, capture_output=True)
     assert load_label_png(flipped / f"{ids[0]}.png").shape == load_label_png(out / f"{ids[0]}.png").shape
     # --out inside --images is refused before anything is written
-    proc = subprocess.run(cmd[:-4] + [str(images / "x")], capture_output=True, text=True)
+    proc = subprocess.run(base + [str(images / "x")], capture_output=True, text=True)
     assert proc.returncode == 2 and "outside --images" in proc.stderr and not (images / "x").exists()
 
 
