@@ -133,7 +133,8 @@ def main(argv=None) -> int:
     cpu_walk = workdir / "cpu_walk.h5"
     run([sys.executable, "-m", "wsss_steps.random_walk", *common, "--device", "cpu",
          "--params", json.dumps(config["random_walk"]), "--affinity-params", json.dumps(config["affinity"]),
-         "--cams", results / "cams_train.h5", "--affinity", results / "affinity.weights.h5", "--out", cpu_walk],
+         "--cams", results / "cams_train.h5", "--affinity", results / "affinity.weights.h5",
+         "--affinity-labels", results / "affinity_labels_train.h5", "--out", cpu_walk],
         cwd=workdir)
     agreement = label_agreement(results / "pseudo_labels_train.h5", cpu_walk)
     verdict = "PASS" if agreement >= 0.995 else "FAIL"

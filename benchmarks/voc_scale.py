@@ -119,7 +119,8 @@ def bench_size(work: Path, n: int, opts) -> dict:
     walk = {"alpha": 16, "beta": 8, "t": 256, "stride": 8, "background": "threshold", "bg_threshold": 0.5}
     record("random_walk", len(bench), run("random_walk", common + [
         "--params", json.dumps(walk), "--affinity-params", json.dumps(affinity), "--cams", out / "cams.h5",
-        "--affinity", out / "affinity.h5", "--out", out / "pseudo_labels.h5"], opts.threads))
+        "--affinity", out / "affinity.h5", "--affinity-labels", out / "affinity_labels.h5",
+        "--out", out / "pseudo_labels.h5"], opts.threads))
     segmentation = {**train, "init_from_classifier": True, "aspp_channels": 32, "atrous_rates": [2, 4, 6]}
     record("train_segmentation", steps * batch + len(bench), run("train_segmentation", common + [
         "--params", json.dumps(segmentation), "--pseudo-labels", out / "pseudo_labels_all.h5", "--classifier",

@@ -68,6 +68,7 @@ rule random_walk:
     input:
         cams=LOCALISATION,
         affinity=rules.train_affinity.output.weights,
+        affinity_labels=rules.make_affinity_labels.output.labels,
         images=manifest("images"),
     output:
         labels=artifact(f"pseudo_labels_{TRAIN}.h5"),
@@ -93,5 +94,6 @@ rule random_walk:
             "random_walk",
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --affinity-params {params.affinity} --cams {input.cams} --affinity {input.affinity}"
+            " --affinity-labels {input.affinity_labels}"
             " --threads {threads} --out {output.labels} --png-dir {output.png}",
         )

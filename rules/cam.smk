@@ -55,12 +55,13 @@ rule train_classifier:
         check_masks=shlex.join([VAL, SCORE]),
         health_splits=shlex.join([TRAIN, VAL]),
         checkpoint=checkpoint_of("train_classifier"),
+        stop=STOP_UNLEARNT,
     shell:
         stage_shell(
             "train_classifier",
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --split {params.split} --seed {params.seed} --check-masks {params.check_masks}"
-            " --health-splits {params.health_splits}"
+            " --health-splits {params.health_splits} {params.stop}"
             " --threads {threads} --out {output.weights} --checkpoint {params.checkpoint}"
             + (" --saliency-dir {input.saliency}" if EPS_SALIENCY else ""),
             processes=TRAINING_GPUS,

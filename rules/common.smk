@@ -55,6 +55,11 @@ def checkpoint_of(rule, run=RUN):
     return f"{run_dir(run)}/checkpoints/{rule}.h5"
 
 
+# health.stop_on (absent: [classifier]): a class the classifier has still not learnt when its training ends stops the
+# run in train_classifier (no weights written, its checkpoint kept) instead of warning
+STOP_UNLEARNT = "--stop-unlearnt" if "classifier" in config.get("health", {}).get("stop_on", ["classifier"]) else ""
+
+
 def split_list(split, dataset=DATASET):
     """The list file of a split of the dataset."""
     return f"{dataset['root']}/{dataset.get('list_dir', 'ImageSets/Segmentation')}/{split}.txt"

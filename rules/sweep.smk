@@ -12,6 +12,7 @@ rule sweep_walk_point:
     input:
         cams=LOCALISATION,
         affinity=rules.train_affinity.output.weights,
+        affinity_labels=rules.make_affinity_labels.output.labels,
         images=manifest("images"),
     output:
         labels=temp(artifact("sweep/walk/{point}.h5")),
@@ -34,7 +35,7 @@ rule sweep_walk_point:
             "random_walk",
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --affinity-params {params.affinity} --cams {input.cams} --affinity {input.affinity}"
-            " --threads {threads} --out {output.labels}",
+            " --affinity-labels {input.affinity_labels} --threads {threads} --out {output.labels}",
         )
 
 

@@ -139,7 +139,7 @@ def health_markdown(section: dict) -> str:
         lines.append("No check that ran found a problem; some did not run (below).")
     else:
         lines.append("All checks passed (classifier labels, CAM and affinity-label coverage, class survival in the "
-                     "walk, no class over its whole image, predicted classes).")
+                     "walk, no class walked onto confident background, no class over its whole image, predicted classes).")
     if section["unchecked"]:
         lines.append(f"\nNot checked (the artifact has no figures for it: made before the check existed; rerun the "
                      f"stage to check it): {', '.join(section['unchecked'])}.")

@@ -12,6 +12,12 @@ not move with the settings it judges.
   label), at least ``MIN_CONFIDENT_SHARE``;
 - random walk: per class, **survival**: the share of (image, class) pairs in which the class keeps at least
   ``SURVIVAL_SHARE`` of the pixels the CAM gives it at CAM_THRESHOLD, at least ``MIN_SURVIVAL``;
+- random walk: per class, **growth**: the share of the images labelled with the class in which the walk gives it
+  more than ``GROWTH_FACTOR`` times the pixels the CAM gives it at CAM_THRESHOLD (a figure, no warning: growing a
+  small discriminative region to the object is the walk's purpose), and **confident background**: the share of
+  the walk's pixels of the class that the CAM called background and the affinity labels call confident
+  background, at most ``MAX_CONFIDENT_BACKGROUND``: a walk that spreads a class over the pixels AffinityNet was
+  taught to separate from it takes IoU off the CAM instead of adding to it;
 - CAMs and random walk: per class, **whole image**: the share of the images labelled with it in which the class
   covers at least ``WHOLE_IMAGE_SHARE`` of the image (CAM: it wins argmax([CAM_THRESHOLD; M]) there; walk: its
   pseudo-label), at most ``MAX_WHOLE_IMAGE``: an object class spread over its whole image in most of its images
@@ -35,13 +41,18 @@ MIN_SURVIVAL = 0.8
 MIN_PREDICTED_RATIO = 0.25
 WHOLE_IMAGE_SHARE = 0.9  # a class on 90 % of an image's pixels covers the image
 MAX_WHOLE_IMAGE = 0.5  # objects that fill the frame are a minority of a class's photos, never most of them
+GROWTH_FACTOR = 2.0  # a class "grows" in an image when the walk gives it more than twice the CAM's pixels
+# At most this share of a class's walked pixels may be CAM background that the affinity labels call confident
+# background. Measured with the cpu_photos preset (8306706): horse 0.012 on horse-street; on the built-in set
+# 0.018-0.027 per class; a walk on affinities of 1 everywhere puts a class on all of its image.
+MAX_CONFIDENT_BACKGROUND = 0.2
 
 # The per-class figures each stage's checks read, by stage: an artifact whose record lacks one was made before
 # that check existed, and the summary lists the check as not run instead of passing it.
 STAGE_FIGURES = {
     "extract_cams": ("confident_share", "whole_image_share"),
     "make_affinity_labels": ("confident_share",),
-    "random_walk": ("survival", "whole_image_share"),
+    "random_walk": ("survival", "whole_image_share", "growth", "confident_background"),
 }
 
 log = logging.getLogger("wsss_steps")
@@ -68,6 +79,50 @@ def survived(walk_pixels: int, cam_pixels: int, share: float = SURVIVAL_SHARE) -
 def covers_image(class_pixels: int, image_pixels: int, share: float = WHOLE_IMAGE_SHARE) -> bool:
     """A class covers its image when class_pixels >= share x image_pixels."""
     return class_pixels >= share * image_pixels
+
+
+def walk_growth(cam_labels: np.ndarray, walk_labels: np.ndarray, affinity_labels: np.ndarray | None, classes) -> dict:
+    """Per class c: {"walk": #(walk = c), "moved": #(walk = c, cam = 0), "onto_background": #(walk = c, cam = 0,
+    affinity label = 0)} (onto_background None without affinity labels)."""
+    moved_mask = cam_labels == 0
+    confident_bg = None if affinity_labels is None else moved_mask & (affinity_labels == 0)
+    out = {}
+    for c in classes:
+        walked = walk_labels == c
+        out[int(c)] = {"walk": int(walked.sum()), "moved": int((walked & moved_mask).sum()),
+                       "onto_background": None if confident_bg is None else int((walked & confident_bg).sum())}
+    return out
+
+
+def grew(walk_pixels: int, cam_pixels: int, factor: float = GROWTH_FACTOR) -> bool:
+    """A class grows in an image when walk_pixels > factor x cam_pixels (a class the CAM missed grows from any pixel)."""
+    return walk_pixels > factor * cam_pixels
+
+
+class PixelShare:
+    """Per class, sums over images of a part and a whole in pixels: share = part / whole."""
+
+    def __init__(self):
+        self.part, self.whole, self.images = {}, {}, {}
+
+    def add(self, cls: int, part: int, whole: int):
+        self.part[cls] = self.part.get(cls, 0) + part
+        self.whole[cls] = self.whole.get(cls, 0) + whole
+        self.images[cls] = self.images.get(cls, 0) + 1
+
+    def rates(self, names) -> dict:
+        """{class name: {"rate": part / whole (0 for an empty whole), "images": images}} for the classes seen."""
+        return {names[c]: {"rate": round(self.part[c] / self.whole[c], 4) if self.whole[c] else 0.0,
+                           "images": self.images[c]} for c in sorted(self.part)}
+
+
+def confident_background_warnings(rates: dict) -> list[dict]:
+    """Warnings for classes whose walked pixels lie on CAM background the affinity labels call confident background
+    in more than MAX_CONFIDENT_BACKGROUND of them."""
+    return high_rates("random_walk", "confident_background", rates, MAX_CONFIDENT_BACKGROUND,
+                      "random_walk.beta / random_walk.t (the walk crosses the boundaries AffinityNet learnt), "
+                      "random_walk.bg_threshold, or the affinities (affinity.steps, affinity_labels.alpha_high)",
+                      "the walk spreads the class over what the affinity labels call confident background")
 
 
 def tally_localisation(labels: np.ndarray, classes, confident: "Tally", whole: "Tally"):
@@ -141,6 +196,26 @@ def classifier_warnings(figures: dict, train_split: str | None = None) -> list[d
                                        "classifier.lr / classifier.steps (or too few images of the class)",
                                        f"image-level {key} on {split} is low"))
     return out
+
+
+def unlearnt_classes(rows: dict) -> list[str]:
+    """The classes of one split's classifier figures ({name: {precision, recall, images}}) that have images but
+    precision or recall below MIN_PRECISION_RECALL (a class never predicted has no precision and recall 0)."""
+    return [name for name, row in rows.items() if row.get("images") and
+            any(row.get(key) is None or row[key] < MIN_PRECISION_RECALL for key in ("precision", "recall"))]
+
+
+def describe_classes(rows: dict, names) -> str:
+    """"class 'cat' (precision 0.40, recall 0.10, 12 images), ..." for ``names`` of one split's classifier figures."""
+    def figure(value):
+        return "none" if value is None else f"{value:.2f}"
+
+    return ", ".join(f"class '{name}' (precision {figure(rows[name].get('precision'))}, recall "
+                     f"{figure(rows[name].get('recall'))}, {rows[name].get('images')} images)" for name in names)
+
+
+class HealthStop(RuntimeError):
+    """A failed health check that health.stop_on makes stop the run: one sentence naming the class and the remedy."""
 
 
 def segmentation_warnings(train_ratio: dict, val_predicted: dict) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -30,6 +31,8 @@ def main(argv=None):
     parser.add_argument("--affinity-params", required=True, type=settings_arg("affinity", needs=("radius", "head_channels")), help="affinity settings: radius, head_channels")
     parser.add_argument("--cams", required=True, help="CAM store (.h5)")
     parser.add_argument("--affinity", required=True, help="AffinityNet weights (.h5)")
+    parser.add_argument("--affinity-labels", help="the affinity label store AffinityNet was trained on (.h5): the "
+                                                  "health check of where the walk grows each class reads it")
     parser.add_argument("--out", required=True, help="pseudo-label store to write (.h5)")
     parser.add_argument("--png-dir", help="also write each pseudo-label as a palette PNG here")
     args, log, device, layout = start(parser, argv)
@@ -45,12 +48,15 @@ def main(argv=None):
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()
     png_dir = Path(args.png_dir) if args.png_dir else None
-    with open_store(args.cams, LOCALISATION_STAGES, layout) as cams:
+    inputs = [args.cams, args.affinity] + ([args.affinity_labels] if args.affinity_labels else [])
+    with open_store(args.cams, LOCALISATION_STAGES, layout) as cams, \
+            (open_store(args.affinity_labels, "make_affinity_labels", layout) if args.affinity_labels
+             else contextlib.nullcontext()) as confident:
         ids = json.loads(cams.attrs["ids"])
-        attrs = provenance(STAGE, {**params, "radius": affinity_cfg["radius"]}, args.seed, [args.cams, args.affinity])
+        attrs = provenance(STAGE, {**params, "radius": affinity_cfg["radius"]}, args.seed, inputs)
         attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids),
                      **computed_in(backbone_cfg, device))
-        survival, whole = health.Tally(), health.Tally()
+        survival, whole, growth, background = health.Tally(), health.Tally(), health.PixelShare(), health.PixelShare()
         with write_store(args.out, attrs) as store:
             for image_id in progress(ids, desc="random walk"):
                 classes = [int(c) for c in cams[image_id].attrs["classes"]]
@@ -62,13 +68,22 @@ def main(argv=None):
                 put_array(store, image_id, labels)
                 if png_dir is not None:
                     save_label_png(png_dir / f"{image_id}.png", labels)
-                before = health.class_pixels(cam_labels(cam.astype("float32"), classes, health.CAM_THRESHOLD), classes)
-                after = health.class_pixels(labels, classes)
+                at_threshold = cam_labels(cam.astype("float32"), classes, health.CAM_THRESHOLD)
+                before = health.class_pixels(at_threshold, classes)
+                moved = health.walk_growth(at_threshold, labels,
+                                           None if confident is None else read_array(confident, image_id), classes)
                 for cls in classes:
+                    after = moved[cls]["walk"]
                     if before[cls]:
-                        survival.add(cls, health.survived(after[cls], before[cls]))
-                    whole.add(cls, health.covers_image(after[cls], labels.size))
-            figures = {"survival": survival.rates(layout.classes), "whole_image_share": whole.rates(layout.classes)}
+                        survival.add(cls, health.survived(after, before[cls]))
+                    whole.add(cls, health.covers_image(after, labels.size))
+                    growth.add(cls, int(health.grew(after, before[cls])), 1)
+                    if confident is not None:
+                        background.add(cls, moved[cls]["onto_background"], after)
+            figures = {"survival": survival.rates(layout.classes), "whole_image_share": whole.rates(layout.classes),
+                       "growth": growth.rates(layout.classes)}
+            if confident is not None:
+                figures["confident_background"] = background.rates(layout.classes)
             setting = ("random_walk.alpha (the walked background drowns the class; background: threshold cannot)"
                        if params["background"] == "power" else
                        "random_walk.bg_threshold or the affinities (affinity.steps)")
@@ -76,7 +91,8 @@ def main(argv=None):
                 STAGE, "survival", figures["survival"], health.MIN_SURVIVAL, setting,
                 "the walk erases the class in many of its images") + health.whole_image_warnings(
                 STAGE, figures["whole_image_share"],
-                "the CAMs, when extract_cams warns too; else the walk (random_walk.beta / t, or bg_threshold)"))
+                "the CAMs, when extract_cams warns too; else the walk (random_walk.beta / t, or bg_threshold)")
+                + health.confident_background_warnings(figures.get("confident_background", {})))
     log.info("wrote pseudo-labels of %d images to %s (walk at stride %d, %d torch threads)", len(ids), args.out, stride,
              torch.get_num_threads())
 

@@ -121,9 +121,10 @@ def user_error_types() -> tuple:
     from .data.voc import DatasetError
     from .data.synthetic import NotOurs
     from .files import DiskFull
+    from .health import HealthStop
     from .nets.backbones import WeightsError
 
-    return ArtifactError, ConfigError, DatasetError, DeviceError, DiskFull, NotOurs, WeightsError
+    return ArtifactError, ConfigError, DatasetError, DeviceError, DiskFull, HealthStop, NotOurs, WeightsError
 
 
 def run_stage(main, argv=None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import logging
@@ -36,9 +37,10 @@ log = logging.getLogger("wsss_steps")
 
 
 def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed: int, device, checkpoint=None,
-          fingerprint: str = "", workers: int = 0, curve: list | None = None):
+          fingerprint: str = "", workers: int = 0, curve: list | None = None, another_cycle=None):
     """Train and return the classifier and its loss history (resuming from ``checkpoint`` when it fits); each step's
-    loss goes into ``curve`` when given."""
+    loss goes into ``curve`` when given; ``another_cycle(model, step)`` decides at the end of each schedule whether to
+    train another (``fit``, up to ``classifier.max_cycles``)."""
     seed_everything(seed)
     table = layout.label_table(split)
     model = build_classifier(backbone_cfg, layout.num_classes, method=params.get("method", "cam"))
@@ -58,7 +60,7 @@ def train(layout: VOCLayout, split: str, backbone_cfg: dict, params: dict, seed:
     loss_fn = LOSSES[method](params.get(method, {}))
 
     history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"], device, seed, "classifier",
-                  checkpoint, fingerprint, workers, curve)
+                  checkpoint, fingerprint, workers, curve, another_cycle)
     return model.cpu(), history
 
 
@@ -96,7 +98,8 @@ def health_tables(layout: VOCLayout, splits, log) -> dict:
 @torch.no_grad()
 def label_health(model, layout: VOCLayout, tables: dict, device) -> dict:
     """Per split and class: precision and recall of the image-level labels predicted as logit > 0 on whole images
-    (``tables``: split -> {id: classes})."""
+    (``tables``: split -> {id: classes}); the model is left on ``device`` in the mode it was in."""
+    training = model.training
     model.to(device).eval()
     figures = {}
     names = layout.classes[1:]
@@ -111,8 +114,32 @@ def label_health(model, layout: VOCLayout, tables: dict, device) -> dict:
         figures[split] = {name: {"precision": None if np.isnan(p) else round(float(p), 4),
                                  "recall": None if np.isnan(r) else round(float(r), 4), "images": int(target[:, k].sum())}
                           for k, (name, p, r) in enumerate(zip(names, precision, recall))}
-    model.cpu()
+    model.train(training)
     return figures
+
+
+class UntilLearnt:
+    """``fit``'s ``another_cycle``: at the end of each schedule, the image-level precision and recall of every class
+    on the training images (``label_health``); another schedule while a class with training images is below
+    ``health.MIN_PRECISION_RECALL``. Keeps the last figures and step for the health record."""
+
+    def __init__(self, layout: VOCLayout, split: str, table: dict, device):
+        self.layout, self.split, self.table, self.device = layout, split, table, device
+        self.figures, self.step = None, 0
+
+    def __call__(self, model, step: int) -> bool:
+        self.figures, self.step = label_health(model, self.layout, {self.split: self.table}, self.device), step
+        unlearnt = self.unlearnt()
+        if unlearnt:
+            log.info("classifier after %d steps: not yet learnt on the training images: %s", step,
+                     health.describe_classes(self.figures[self.split], unlearnt))
+        else:
+            log.info("classifier after %d steps: every class learnt on the training images (image-level precision "
+                     "and recall at least %.1f)", step, health.MIN_PRECISION_RECALL)
+        return bool(unlearnt)
+
+    def unlearnt(self) -> list[str]:
+        return health.unlearnt_classes(self.figures[self.split]) if self.figures else []
 
 
 def write_skipped_round(out, regions, layout):
@@ -136,6 +163,10 @@ def main(argv=None):
     parser.add_argument("--checkpoint", help="resume file kept outside the outputs: saved every epoch, deleted at the end")
     parser.add_argument("--health-splits", nargs="*", default=[], metavar="SPLIT",
                         help="splits on which the image-level precision and recall are measured after training")
+    parser.add_argument("--stop-unlearnt", action="store_true",
+                        help="a class still not learnt on the training images when training ends (classifier."
+                             "max_cycles) stops the stage with an error: no weights are written, the checkpoint is "
+                             "kept (health.stop_on: [classifier])")
     parser.add_argument("--check-masks", nargs="*", default=[], metavar="SPLIT",
                         help="also check, before training, the masks of these splits (those scored later)")
     parser.add_argument("--saliency-dir", help="saliency maps to read instead of the dataset's saliency_dir "
@@ -166,15 +197,32 @@ def main(argv=None):
                               functools.partial(erase_mined, delta=erasing["delta"], mean=tuple(fill.tolist())))
         log.info("adversarial erasing: training on images with the regions of %s erased (delta %.2f, fill %s)",
                  args.erase_regions, erasing["delta"], np.round(fill, 1).tolist())
-    fingerprint = run_fingerprint(args, inputs)
+    # neither max_cycles nor the stop flag changes a step of training: a rerun that raises one continues the checkpoint
+    fingerprint = run_fingerprint(argparse.Namespace(**{**vars(args), "stop_unlearnt": None, "params": {
+        k: v for k, v in params.items() if k != "max_cycles"}}), inputs)
     curve = []
+    until = UntilLearnt(layout, args.split, tables.get(args.split) or layout.label_table(args.split), device)
     model, history = train(layout, args.split, backbone_cfg, params, args.seed, device, args.checkpoint, fingerprint,
-                           loader_workers(args.workers, args.threads, device), curve)
+                           loader_workers(args.workers, args.threads, device), curve, until)
+    if unlearnt := until.unlearnt():
+        message = (f"train_classifier: after {until.step} steps ({params.get('max_cycles') or 1} schedule(s), "
+                   f"classifier.max_cycles) the classifier has not learnt "
+                   f"{health.describe_classes(until.figures[args.split], unlearnt)} on the training images (image-level "
+                   f"precision or recall below {health.MIN_PRECISION_RECALL}); raise classifier.max_cycles (the rerun "
+                   f"continues this training), lower classifier.lr if the loss jumped, or add images of the class")
+        if args.stop_unlearnt:
+            model.cpu()
+            raise health.HealthStop(f"{message}; or set health.stop_on: [] to go on with this classifier. No weights "
+                                    f"were written; the training is kept in {args.checkpoint}.")
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params, "split": args.split}, args.seed, inputs)
     attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), final_loss=history[-1],
-                 **computed_in(backbone_cfg, device))
+                 steps_trained=until.step, **computed_in(backbone_cfg, device))
     if tables:
-        figures = label_health(model, layout, tables, device)
+        model.to(device)
+        figures = label_health(model, layout, {s: t for s, t in tables.items() if s != args.split}, device)
+        if args.split in tables:
+            figures = {args.split: until.figures[args.split], **figures}
+        model.cpu()
         health.record(attrs, figures, health.classifier_warnings(figures, args.split))
     save_weights(args.out, model, attrs, curve)
     discard_checkpoint(args.checkpoint)

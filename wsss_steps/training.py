@@ -102,7 +102,7 @@ def schedule(length: dict, batches: int) -> tuple[int, int]:
 
 
 def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, device, seed: int, name: str,
-        checkpoint=None, fingerprint: str = "", workers: int = 0, curve: list | None = None):
+        checkpoint=None, fingerprint: str = "", workers: int = 0, curve: list | None = None, another_cycle=None):
     """Train ``model`` for ``length`` (a section's ``epochs`` or ``steps``) with ``loss_fn(model, batch, progress) -> loss``
     (progress: the share of the training steps done, 0 to 1, for losses that change over training); returns
     per-epoch mean losses. ``loss_fn`` may return (loss, {term: value}); each step's loss and terms are appended to
@@ -114,9 +114,13 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
     trained weights there on its rerun. The stage deletes it with ``discard_checkpoint`` once every output
     is written.
 
-    ``length`` may also hold ``warmup_steps`` (the learning rate rises linearly over them, see ``poly_lr``) and
+    ``length`` may also hold ``warmup_steps`` (the learning rate rises linearly over them, see ``poly_lr``),
     ``max_grad_norm`` (gradients are rescaled to at most this L2 norm over all parameters; each step's norm before
-    clipping goes into ``curve`` as ``grad_norm``).
+    clipping goes into ``curve`` as ``grad_norm``) and ``max_cycles``: with ``another_cycle(model, step) -> bool``
+    given, it is asked at the end of the schedule whether to train another schedule of the same length from the
+    weights reached (the learning rate restarts, ``progress`` stays 1), up to ``max_cycles`` schedules in all.
+    The schedule a run has reached is recovered from the checkpoint's step, so a resumed run, or one whose
+    ``max_cycles`` was raised, goes on where it was.
 
     ``workers`` DataLoader processes decode and augment the batches (pinned memory and asynchronous copies on
     CUDA); every crop is drawn from a generator seeded by (seed, epoch, image), so the count changes no result.
@@ -135,11 +139,12 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
         log.info("%s: process %d of %d, %d of each batch of %d", name, rank, processes, batch_size // processes, batch_size)
         if torch.device(device).type == "cuda":  # BatchNorm statistics of the global batch (SyncBatchNorm is CUDA-only)
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    epochs, total = schedule(length, len(loader))
+    epochs, cycle = schedule(length, len(loader))
+    max_cycles = int(length.get("max_cycles") or 1)
     warmup, max_norm = int(length.get("warmup_steps") or 0), length.get("max_grad_norm")
     clipped = [p for group in optimizer.param_groups for p in group["params"]] if max_norm is not None else []
     if length.get("steps") is not None:
-        log.info("%s: %d steps = %d epochs of %d batches (%d images)", name, total, epochs, len(loader), len(dataset))
+        log.info("%s: %d steps = %d epochs of %d batches (%d images)", name, cycle, epochs, len(loader), len(dataset))
     first, step, history = 0, 0, []
     model.to(device).train()
     # fp16 gradients underflow without loss scaling (backbone.amp fp16 on CUDA); disabled, the scaler is a no-op
@@ -149,39 +154,56 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
         resumed = load_checkpoint(checkpoint, model, optimizer, generator, fingerprint, curve)
         if resumed is not None:
             first, step, history = resumed
-            if first >= epochs:
+            if step >= cycle and another_cycle is None:
                 log.info("%s: training had finished (%d epochs); going on from the trained weights", name, first)
-    for epoch in range(first, epochs):
-        dataset.epoch = epoch
-        losses, start = [], time.time()
-        bar = progress(loader, desc=f"{name} epoch {epoch + 1}/{epochs}", leave=False)
-        for batch in bar:
-            if step >= total:  # training by steps ends inside its last epoch
-                break
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            poly_lr(optimizer, step, total, warmup=warmup)
-            loss = loss_fn(model, batch, step / total)
-            loss, terms = loss if isinstance(loss, tuple) else (loss, {})
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"{name}: loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate.")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            average_gradients(model.parameters())
-            if max_norm is not None:
-                scaler.unscale_(optimizer)
-                terms = {**terms, "grad_norm": torch.nn.utils.clip_grad_norm_(clipped, max_norm)}
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(loss.item())
-            bar.set_postfix(loss=float(np.mean(losses)))
-            step += 1
-            if curve is not None:
-                curve.append({"step": step, "loss": losses[-1], **{k: float(v) for k, v in terms.items()}})
-        history.append(float(np.mean(losses)))
-        log.info("%s epoch %d/%d loss %.4f (%.1f s)", name, epoch + 1, epochs, history[-1], time.time() - start)
-        if checkpoint is not None and is_main():
-            save_checkpoint(checkpoint, model, optimizer, generator, epoch + 1, step, history, fingerprint, curve)
-        fault_point(f"{name} epoch {epoch + 1}")
+    total = max(1, math.ceil(step / max(1, cycle))) * cycle  # the end of the schedule the run is in
+    while True:
+        last = first + math.ceil(max(0, total - step) / max(1, len(loader)))
+        for epoch in range(first, last):
+            dataset.epoch = epoch
+            losses, start = [], time.time()
+            bar = progress(loader, desc=f"{name} epoch {epoch + 1}/{last}", leave=False)
+            for batch in bar:
+                if step >= total:  # training by steps ends inside its last epoch
+                    break
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                poly_lr(optimizer, step % cycle, cycle, warmup=warmup)
+                loss = loss_fn(model, batch, min(1.0, step / cycle))
+                loss, terms = loss if isinstance(loss, tuple) else (loss, {})
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError(f"{name}: loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate.")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                average_gradients(model.parameters())
+                if max_norm is not None:
+                    scaler.unscale_(optimizer)
+                    terms = {**terms, "grad_norm": torch.nn.utils.clip_grad_norm_(clipped, max_norm)}
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(loss.item())
+                bar.set_postfix(loss=float(np.mean(losses)))
+                step += 1
+                if curve is not None:
+                    curve.append({"step": step, "loss": losses[-1], **{k: float(v) for k, v in terms.items()}})
+            history.append(float(np.mean(losses)) if losses else float("nan"))
+            log.info("%s epoch %d/%d loss %.4f (%.1f s)", name, epoch + 1, last, history[-1], time.time() - start)
+            if checkpoint is not None and is_main():
+                save_checkpoint(checkpoint, model, optimizer, generator, epoch + 1, step, history, fingerprint, curve)
+            fault_point(f"{name} epoch {epoch + 1}")
+        first = max(first, last)
+        if another_cycle is None:
+            break
+        go_on = another_cycle(model, step)
+        if not go_on:
+            break
+        if total // cycle >= max_cycles:
+            log.info("%s: stopping after %d steps: max_cycles (%d schedules of %d steps) reached", name, step,
+                     max_cycles, cycle)
+            break
+        total += cycle
+        log.info("%s: training schedule %d of at most %d (%d more steps, the learning rate restarts)", name,
+                 total // cycle, max_cycles, cycle)
+        model.train()
     model.eval()
     if processes > 1:  # the trained weights are the same in every process: rank 0 goes on to write the outputs
         end_group()

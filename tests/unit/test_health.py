@@ -51,6 +51,60 @@ def test_whole_image_by_hand():
     assert "covers the whole image in most of its images" in warnings[0]["message"]
 
 
+def test_walk_growth_by_hand():
+    cam = np.array([[0, 0, 1, 1],
+                    [0, 0, 1, 1]])
+    walk = np.array([[0, 1, 1, 1],
+                     [1, 1, 1, 0]])
+    confident = np.array([[0, 0, 255, 1],
+                          [0, 255, 1, 0]])
+    # class 1: 6 walked pixels; 3 of them were CAM background ((0,1), (1,0), (1,1)); of those, (0,1) and (1,0)
+    # are confident background in the affinity labels
+    assert health.walk_growth(cam, walk, confident, [1]) == {1: {"walk": 6, "moved": 3, "onto_background": 2}}
+    assert health.walk_growth(cam, walk, None, [1])[1]["onto_background"] is None
+    assert health.grew(9, 4) and not health.grew(8, 4) and health.grew(1, 0) and not health.grew(0, 0)
+    share = health.PixelShare()
+    share.add(1, 2, 6)
+    share.add(1, 1, 4)
+    share.add(2, 0, 0)
+    assert share.rates(["background", "cat", "dog"]) == {"cat": {"rate": 0.3, "images": 2},
+                                                          "dog": {"rate": 0.0, "images": 1}}
+    warnings = health.confident_background_warnings({"cat": {"rate": 0.3, "images": 2}, "dog": {"rate": 0.2, "images": 1}})
+    assert [(w["class"], w["check"], w["stage"]) for w in warnings] == [("cat", "confident_background", "random_walk")]
+    assert "random_walk.beta / random_walk.t" in warnings[0]["message"]
+
+
+def test_a_walk_with_affinities_of_one_spreads_the_class_over_confident_background():
+    """refine on features that are equal everywhere (affinity exp(0) = 1): the walked map is flat, so the class
+    takes every pixel, the confident background of the affinity labels included, and the check fires."""
+    from wsss_steps.methods.random_walk import refine
+
+    class Flat(torch.nn.Module):
+        backbone = type("Backbone", (), {"stride": 8})()
+
+        def forward(self, x):
+            return torch.zeros(1, 4, x.shape[-2] // 8, x.shape[-1] // 8)
+
+    cam = np.zeros((1, 32, 32), np.float32)
+    cam[0, 8:24, 8:24] = 1.0  # the object in the middle
+    confident = np.zeros((32, 32), np.uint8)  # affinity labels: the object, confident background around it
+    confident[8:24, 8:24] = 1
+    labels = refine(Flat(), torch.zeros(3, 32, 32), cam, [1], alpha=16, beta=8, t=64, radius=3, stride=8,
+                    background="threshold", bg_threshold=0.5)
+    assert (labels == 1).all()
+    moved = health.walk_growth(health_cam_labels(cam), labels, confident, [1])[1]
+    assert moved == {"walk": 1024, "moved": 768, "onto_background": 768}
+    share = health.PixelShare()
+    share.add(1, moved["onto_background"], moved["walk"])
+    assert [w["class"] for w in health.confident_background_warnings(share.rates(["background", "horse"]))] == ["horse"]
+
+
+def health_cam_labels(cam):
+    from wsss_steps.methods.cam import cam_labels
+
+    return cam_labels(cam, [1], health.CAM_THRESHOLD)
+
+
 def test_a_check_an_artifact_predates_is_listed_as_not_run_not_passed():
     from wsss_steps.evaluate import health_markdown, health_section
 
@@ -59,7 +113,8 @@ def test_a_check_an_artifact_predates_is_listed_as_not_run_not_passed():
 
     rates = {"cat": {"rate": 1.0, "images": 4}}
     stores = {"extract_cams": attrs({"confident_share": rates}),  # made before the whole-image check
-              "random_walk": attrs({"survival": rates, "whole_image_share": rates}),
+              "random_walk": attrs({"survival": rates, "whole_image_share": rates, "growth": rates,
+                                          "confident_background": rates}),
               "train_segmentation": {}}  # made before any check
     section = health_section(stores)
     assert section["unchecked"] == ["extract_cams (whole_image_share)", "train_segmentation"]

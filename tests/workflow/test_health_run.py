@@ -9,6 +9,7 @@ The tests here run the workflow; those that do not are in tests/unit/test_health
 """
 
 import json
+import shutil
 import subprocess
 
 import h5py
@@ -63,8 +64,8 @@ def test_a_walk_that_erases_the_classes_is_named(tiny_run, tmp_path, walk, erase
     if erased:
         assert "WARNING health: random_walk: the walk erases the class in many of its images (class 'kite'" in log
         assert "most likely at fault: random_walk.alpha" in log
-    else:
-        assert "health: every check passed" in log
+    else:  # beta 1 with t 64 spreads the classes (the confident-background check says so), but erases none
+        assert "the walk erases the class" not in log
 
 
 def test_a_walk_that_spreads_each_image_s_first_class_over_it_is_named(tiny_run, tmp_path):
@@ -96,6 +97,40 @@ def test_a_walk_that_spreads_each_image_s_first_class_over_it_is_named(tiny_run,
     assert {w["class"] for w in record["warnings"] if w["check"] == "whole_image"} == spread
     assert "WARNING health: random_walk: the class covers the whole image in most of its images" in \
         (tmp_path / "walk.log").read_text()
+
+
+def test_a_walk_on_affinities_of_one_everywhere_is_named(tiny_run, tmp_path):
+    """AffinityNet's last conv zeroed: every feature is 0, so every affinity is exp(0) = 1 and the walk spreads the
+    classes over the whole image, over what the affinity labels call confident background: the new check names them."""
+    workdir, _ = tiny_run
+    results = workdir / "results" / "tiny"
+    flat = tmp_path / "affinity.weights.h5"
+    shutil.copy(results / "affinity.weights.h5", flat)
+    with h5py.File(flat, "r+") as store:
+        store["state_dict/fuse.weight"][...] = 0
+    cmd = stage_command("random_walk", results, tmp_path)
+    cmd[cmd.index("--affinity") + 1] = str(flat)
+    # the masks as CAMs (the tiny classifier learns little) and the background decided after the walk: the flat walk
+    # keeps every class at its maximum everywhere, so each image's first class takes every pixel
+    cmd[cmd.index("--cams") + 1] = str(_oracle_cams(workdir, results, tmp_path))
+    cmd[cmd.index("--params") + 1] = json.dumps(dict(json.loads(section("random_walk")), background="threshold",
+                                                     bg_threshold=0.5))
+    cmd += ["--log", str(tmp_path / "walk.log")]
+    run(cmd, cwd=workdir)
+    record = _health(tmp_path / "pseudo_labels_train.h5")
+    rates = {name: row["rate"] for name, row in record["figures"]["confident_background"].items()}
+    spread = {name for name, rate in rates.items() if rate > health.MAX_CONFIDENT_BACKGROUND}
+    assert spread, f"no class was spread over confident background: {rates}"
+    assert {w["class"] for w in record["warnings"] if w["check"] == "confident_background"} == spread
+    name = sorted(spread)[0]
+    log = (tmp_path / "walk.log").read_text()
+    assert (f"WARNING health: random_walk: the walk spreads the class over what the affinity labels call confident "
+            f"background (class '{name}'") in log
+    assert "most likely at fault: random_walk.beta / random_walk.t" in log
+    # the trained affinities of the tiny run keep every class off confident background
+    trained = _health(results / "pseudo_labels_train.h5")
+    assert all(row["rate"] <= health.MAX_CONFIDENT_BACKGROUND
+               for row in trained["figures"]["confident_background"].values())
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from conftest import BIN, TINY, not_activated_env, planned_jobs, snakemake, write_config
 
@@ -62,6 +63,21 @@ def test_changing_a_sweep_list_or_the_report_reruns_nothing(tiny_run, tmp_path):
     changed = write_config(tmp_path / "sweep.yaml", sweep={"beta": [3, 5], "cam_scales": [[1.0, 2.0]]})
     proc = snakemake(workdir, "-n", "--cores", "2", configfiles=(changed,))
     assert "Nothing to be done" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_the_classifier_stops_the_run_on_an_unlearnt_class_unless_health_stop_on_is_empty(tiny_run, tmp_path):
+    workdir, _ = tiny_run  # the tiny config sets health.stop_on: [] (its classifier learns no class)
+
+    def classifier_command(*configfiles):
+        planned = snakemake(workdir, "-n", "-p", "--cores", "2", "--forcerun", "train_classifier",
+                            configfiles=configfiles)
+        return next(line for line in planned.stdout.splitlines() if "wsss_steps.train_classifier" in line)
+
+    assert "--stop-unlearnt" not in classifier_command(TINY)
+    default = yaml.safe_load(TINY.read_text())
+    del default["health"]  # absent: [classifier]
+    (tmp_path / "default.yaml").write_text(yaml.safe_dump(default))
+    assert "--stop-unlearnt" in classifier_command(tmp_path / "default.yaml")
 
 
 def test_changing_beta_reruns_random_walk_and_what_follows(tiny_run, tmp_path):
