@@ -69,7 +69,7 @@ def stage_shell(stage, args, gpu=True, processes=1):
     """The shell command of a rule: `python -m wsss_steps.<stage> <args>` with its output in {log}; a GPU
     stage runs under wsss_steps.gpu_slot, which gives the job a GPU of its own (``processes`` GPUs, one per
     data-parallel process that torchrun starts, when more than one)."""
-    if MANIFESTS and stage not in ("make_dataset", "make_coco", "predict"):
+    if MANIFESTS and stage not in ("make_dataset", "make_coco", "predict", "export"):
         args += " --manifests " + " ".join(str(path) for path in MANIFESTS.values())
     if processes == 1:
         slot = "python3 -m wsss_steps.gpu_slot -- " if gpu else ""

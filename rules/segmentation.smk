@@ -67,9 +67,30 @@ rule predict:
         out=PREDICT.get("out", ""),
         scales=" ".join(str(s) for s in PREDICT.get("scales", [1.0])),
         flip="--flip" if PREDICT.get("flip") else "",
+        crf=("--crf " + shlex.quote(json.dumps(config["evaluate"].get("crf", {}))) if PREDICT.get("crf") else ""),
     shell:
         stage_shell(
             "predict",
             "--weights {input.weights} --images {params.images:q} --out {params.out:q} --scales {params.scales}"
-            " {params.flip} --threads {threads} --record {output.record}",
+            " {params.flip} {params.crf} --threads {threads} --record {output.record}",
         )
+
+
+# `snakemake export`: the segmentation network and the classifier as TorchScript (normalisation inside), state
+# dicts and JSON, for use without this package (wsss_steps/export.py).
+rule export:
+    input:
+        segmentation=rules.train_segmentation.output.weights,
+        classifier=rules.train_classifier.output.weights,
+    output:
+        folder=directory(artifact("export")),
+    log:
+        log_of("export"),
+    conda:
+        ENV
+    threads: 1
+    params:
+        code=stage_code("export"),
+        run=run_dir(),
+    shell:
+        stage_shell("export", "--run {params.run} --out {output.folder}", gpu=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 ENTRY_POINTS = {"make_dataset", "train_classifier", "extract_cams", "make_affinity_labels", "train_affinity",
                 "random_walk", "train_segmentation", "evaluate", "diagnose", "inspect", "inspect_artifact",
                 "gpu_slot", "compare", "make_saliency", "make_coco", "mine_regions", "sweep", "figures", "predict",
-                "comparison_figures"}
+                "comparison_figures", "export"}
 
 
 def module_name(package: Path, path: Path) -> str:

@@ -189,3 +189,18 @@ def section_defaults(section: str, params: dict) -> dict:
     for _ in FillingValidator(load_schema()["properties"][section]).iter_errors(filled):
         pass  # validation errors are the workflow's to report (validate_config); here only the defaults matter
     return filled
+
+
+def crf_settings(text: str) -> dict:
+    """The evaluate.crf block from JSON or YAML text (or a file) with the schema's defaults filled in and checked:
+    {gt_prob, iterations, gaussian_sxy, ...} as ``crf_labels`` takes them."""
+    given = load_params(text)
+    if not isinstance(given, dict):
+        raise ConfigError(f"the CRF settings must be a mapping of evaluate.crf's keys, not {type(given).__name__}")
+    crf = section_defaults("evaluate", {"crf": given})["crf"]
+    schema = load_schema()["properties"]["evaluate"]["properties"]["crf"]
+    try:
+        jsonschema.validate(crf, schema)
+    except jsonschema.ValidationError as exc:
+        raise ConfigError(f"evaluate.crf: {exc.message}") from None
+    return crf

@@ -1,7 +1,7 @@
 """Segment new images with a trained run: every image of a folder becomes a palette PNG of class indices and an
 overlay, with the run's class names in a legend file.
 
-    python -m wsss_steps.predict --run results/<run> --images DIR --out DIR [--scales 1 1.5 --flip]
+    python -m wsss_steps.predict --run results/<run> --images DIR --out DIR [--scales 1 1.5 --flip] [--crf]
 
 The network is rebuilt from the run's segmentation weights alone (``segmentation.weights.h5``: the backbone and
 head settings and the class names are recorded there), so nothing of the training set is needed. Images (``.jpg``,
@@ -9,7 +9,9 @@ head settings and the class names are recorded there), so nothing of the trainin
 folder's size. For ``DIR/a/b.jpg`` the stage writes ``OUT/a/b.png`` (class indices, VOC colours; what
 ``segmentation_predictions.h5`` holds for a val image) and ``OUT/a/b_overlay.jpg`` (the image with the labels
 blended in); ``OUT/legend.json`` maps each index to its class name and colour. A rerun writes only what is
-missing. An image that cannot be read is named in one line and skipped (``--on-error stop`` stops there
+missing; ``OUT/settings.json`` records the weights' digest and the settings, and a rerun with others into the same
+folder is refused (its labels would mix two settings). ``--crf`` refines each label map with the test-time dense CRF
+(``wsss_steps/methods/crf.py``, evaluate's "+ CRF" row). An image that cannot be read is named in one line and skipped (``--on-error stop`` stops there
 instead); the exit status is then 1. Nothing already written is removed.
 """
 
@@ -72,20 +74,6 @@ def multiscale_scores(model, image, scales, flip: bool):
     return total
 
 
-def load_run_model(weights: Path, device):
-    """The segmentation network of a weights file, in eval mode on ``device``, and the class names it was trained for."""
-    from .artifacts import load_weights, open_store
-    from .nets.segmentation import build_segmentation_net
-
-    with open_store(weights, "train_segmentation") as store:
-        params = json.loads(store.attrs["params"])
-        classes = [str(c) for c in store.attrs["classes"]]
-    backbone_cfg = params.pop("backbone")
-    model = build_segmentation_net(backbone_cfg, params, len(classes), pretrained=False)
-    load_weights(weights, model, stage="train_segmentation")
-    return model.to(device).eval(), classes
-
-
 def main(argv=None):
     parser = command_parser(STAGE, __doc__)
     parser.add_argument("--run", type=Path, help="a finished run's folder (results/<run>); its segmentation.weights.h5")
@@ -95,6 +83,9 @@ def main(argv=None):
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
                         help="image scales whose softmax scores are summed (default: 1, as the pipeline's predictions)")
     parser.add_argument("--flip", action="store_true", help="add each scale's horizontal flip")
+    parser.add_argument("--crf", nargs="?", const="{}", metavar="SETTINGS",
+                        help="refine each prediction with the test-time dense CRF (evaluate's '+ CRF' row); SETTINGS: "
+                             "the evaluate.crf block as JSON or YAML (default: its defaults)")
     parser.add_argument("--on-error", choices=["skip", "stop"], default="skip",
                         help="an unreadable image is named and skipped (default), or stops the run")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when available")
@@ -113,20 +104,30 @@ def main(argv=None):
         parser.error("argument --out: give a folder outside --images (the images are never written to)")
     if any(s <= 0 for s in args.scales):
         parser.error("argument --scales: scales must be positive")
+    crf = None
+    if args.crf is not None:
+        from .config import ConfigError, crf_settings
+
+        try:
+            crf = crf_settings(args.crf)
+        except ConfigError as exc:
+            parser.error(f"argument --crf: {exc}")
 
     from PIL import Image
 
     from .data.label_png import save_label_png, voc_palette
     from .data.transforms import to_tensor
+    from .artifacts import file_sha256
     from .files import atomic_path
     from .log import progress, setup_logging
-    from .nets.segmentation import predict
+    from .methods.crf import crf_labels
+    from .nets.segmentation import load_segmentation_net, predict
     from .runtime import resolve_device, set_threads
 
     setup_logging(args.log)
     set_threads(args.threads)
     device = resolve_device(args.device)
-    model, classes = load_run_model(weights, device)
+    model, classes = load_segmentation_net(weights, device)
     palette = voc_palette()
     args.out.mkdir(parents=True, exist_ok=True)
     legend = {str(i): {"class": name, "colour": palette[3 * i:3 * i + 3]} for i, name in enumerate(classes)}
@@ -134,10 +135,18 @@ def main(argv=None):
     if not legend_path.exists():
         with atomic_path(legend_path) as tmp:
             Path(tmp).write_text(json.dumps(legend, indent=2) + "\n")
+    settings = {"weights_sha256": file_sha256(weights), "scales": args.scales, "flip": args.flip, "crf": crf}
+    settings_path = args.out / "settings.json"
+    if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
+        log.error("%s: %s was written with other weights or settings (%s); give another --out, or delete it to "
+                  "segment again", settings_path, args.out, settings_path.read_text().strip())
+        return 2
+    with atomic_path(settings_path) as tmp:
+        Path(tmp).write_text(json.dumps(settings, indent=2) + "\n")
     files = image_files(args.images)
     todo = [p for p in files if not all(o.exists() for o in outputs_of(p, args.images, args.out))]
     log.info("%d images under %s, %d already segmented in %s; %s", len(files), args.images, len(files) - len(todo),
-             args.out, f"scales {args.scales}" + (" with flips" if args.flip else ""))
+             args.out, f"scales {args.scales}" + (" with flips" if args.flip else "") + (" and the CRF" if crf else ""))
     plain = args.scales == [1.0] and not args.flip
     failed = []
     for path in progress(todo, desc="predict"):
@@ -155,6 +164,8 @@ def main(argv=None):
         tensor = to_tensor(image).to(device)
         labels = predict(model, tensor) if plain else \
             multiscale_scores(model, tensor, args.scales, args.flip).argmax(dim=0).to("cpu").numpy().astype(np.uint8)
+        if crf is not None:
+            labels = crf_labels(image, labels, **crf)
         label_path, overlay_path = outputs_of(path, args.images, args.out)
         label_path.parent.mkdir(parents=True, exist_ok=True)
         save_label_png(label_path, labels)
@@ -165,7 +176,8 @@ def main(argv=None):
     if args.record is not None and not failed:
         with atomic_path(args.record) as tmp:
             Path(tmp).write_text(json.dumps({"weights": str(weights), "images": str(args.images), "out": str(args.out),
-                                             "scales": args.scales, "flip": args.flip, "segmented": len(files)},
+                                             "scales": args.scales, "flip": args.flip, "crf": crf,
+                                             "segmented": len(files)},
                                             indent=2) + "\n")
     return 1 if failed else 0
 

@@ -47,6 +47,21 @@ def test_predicting_the_val_images_reproduces_the_pipeline_s_predictions(tiny_ru
     flipped = tmp_path / "flipped"
     subprocess.run(base + [str(flipped), "--scales", "1", "1.5", "--flip"], check=True, capture_output=True)
     assert load_label_png(flipped / f"{ids[0]}.png").shape == load_label_png(out / f"{ids[0]}.png").shape
+    # --crf gives evaluate's "+ CRF" labels: the CRF of the pipeline's prediction, at evaluate.crf's defaults
+    from PIL import Image
+
+    from wsss_steps.config import crf_settings
+    from wsss_steps.methods.crf import crf_labels
+
+    refined = tmp_path / "crf"
+    subprocess.run(base + [str(refined), "--crf"], check=True, capture_output=True)
+    with h5py.File(workdir / "results" / "tiny" / "segmentation_predictions.h5", "r") as store:
+        image = np.asarray(Image.open(data / "JPEGImages" / f"{ids[0]}.jpg").convert("RGB"))
+        expected = crf_labels(image, store["val"][ids[0]][()], **crf_settings("{}"))
+    assert np.array_equal(load_label_png(refined / f"{ids[0]}.png"), expected)
+    # a rerun with other settings into a folder already written is refused: its labels would mix two settings
+    proc = subprocess.run(cmd + ["--crf"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "was written with other weights or settings" in proc.stderr
     # --out inside --images is refused before anything is written
     proc = subprocess.run(base + [str(images / "x")], capture_output=True, text=True)
     assert proc.returncode == 2 and "outside --images" in proc.stderr and not (images / "x").exists()

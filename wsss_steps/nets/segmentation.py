@@ -72,3 +72,19 @@ def predict(model, image: torch.Tensor) -> np.ndarray:
     padded, (h, w) = pad_to_stride(image[None], model.backbone.backbone.stride)
     scores = model(padded)["out"][0, :, :h, :w]
     return scores.argmax(dim=0).to(torch.uint8).cpu().numpy()
+
+
+def load_segmentation_net(weights, device):
+    """The segmentation network of a weights file, in eval mode on ``device``, and the class names it was trained for
+    (the backbone and head settings are read from the file)."""
+    import json
+
+    from ..artifacts import load_weights, open_store
+
+    with open_store(weights, "train_segmentation") as store:
+        params = json.loads(store.attrs["params"])
+        classes = [str(c) for c in store.attrs["classes"]]
+    backbone_cfg = params.pop("backbone")
+    model = build_segmentation_net(backbone_cfg, params, len(classes), pretrained=False)
+    load_weights(weights, model, stage="train_segmentation")
+    return model.to(device).eval(), classes
