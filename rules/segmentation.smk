@@ -91,6 +91,6 @@ rule export:
     threads: 1
     params:
         code=stage_code("export"),
-        run=run_dir(),
+        run=lambda wildcards, input: os.path.dirname(input.segmentation),
     shell:
         stage_shell("export", "--run {params.run} --out {output.folder}", gpu=False)

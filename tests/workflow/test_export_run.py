@@ -87,6 +87,6 @@ def test_snakemake_export_target(run_copy):
     assert planned_jobs(planned.stdout) == {"export": 1}  # nothing of the run is trained again
     snakemake(run_copy, "--cores", "2", "export")
     folder = run_copy / "results" / "tiny" / "export"
-    assert {p.name for p in folder.iterdir()} == {f"{n}.{kind}" for n in ("segmentation", "classifier")
+    assert {p.name for p in folder.iterdir() if not p.name.startswith(".")} == {f"{n}.{kind}" for n in ("segmentation", "classifier")
                                                   for kind in ("torchscript.pt", "state_dict.pth", "json")}
     assert torch.jit.load(str(folder / "segmentation.torchscript.pt"))(torch.rand(1, 3, 40, 56)).shape == (1, 4, 40, 56)
