@@ -43,8 +43,9 @@ WHOLE_IMAGE_SHARE = 0.9  # a class on 90 % of an image's pixels covers the image
 MAX_WHOLE_IMAGE = 0.5  # objects that fill the frame are a minority of a class's photos, never most of them
 GROWTH_FACTOR = 2.0  # a class "grows" in an image when the walk gives it more than twice the CAM's pixels
 # At most this share of a class's walked pixels may be CAM background that the affinity labels call confident
-# background. Measured with the cpu_photos preset (8306706): horse 0.012 on horse-street; on the built-in set
-# 0.018-0.027 per class; a walk on affinities of 1 everywhere puts a class on all of its image.
+# background. Measured on two datasets: horse 0.012 on horse-street (the cpu_photos preset's recorded run); 0.018-0.027
+# per class on the built-in set (the default config); a walk on affinities of 1 everywhere puts a class on all of
+# its image.
 MAX_CONFIDENT_BACKGROUND = 0.2
 
 # The per-class figures each stage's checks read, by stage: an artifact whose record lacks one was made before
