@@ -38,7 +38,8 @@ def exported_module(net, stride: int, mean, std, output: str):
     (zeros after normalisation, as the pipeline pads), run ``net``; ``output`` "segmentation" gives the scores
     cropped to (H, W), "classifier" the (scores, cams) pair."""
     import torch
-    import torch.nn.functional as F
+
+    from .data.transforms import pad_to_stride
 
     class Exported(torch.nn.Module):
         def __init__(self):
@@ -49,10 +50,7 @@ def exported_module(net, stride: int, mean, std, output: str):
             self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
         def forward(self, image):
-            x = (image - self.mean) / self.std
-            h, w = x.shape[-2], x.shape[-1]
-            x = F.pad(x, (0, (self.stride - w % self.stride) % self.stride,
-                          0, (self.stride - h % self.stride) % self.stride))
+            x, (h, w) = pad_to_stride((image - self.mean) / self.std, self.stride)
             if output == "segmentation":
                 return self.net(x)["out"][:, :, :h, :w]
             cams = self.net.cam(x)
@@ -108,6 +106,11 @@ def main(argv=None):
     log = setup_logging(args.log)
     out.mkdir(parents=True, exist_ok=True)
     for name, weights in files.items():
+        targets = {"torchscript": out / f"{name}.torchscript.pt", "state_dict": out / f"{name}.state_dict.pth",
+                   "json": out / f"{name}.json"}
+        if all(p.exists() and p.stat().st_mtime >= weights.stat().st_mtime for p in targets.values()):
+            log.info("%s: exports in %s are newer than %s; nothing to do", name, out, weights)
+            continue
         with open_store(weights, "train_segmentation" if name == "segmentation" else "train_classifier") as store:
             attrs = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in store.attrs.items() if k != "health"}
         classes = [str(c) for c in attrs["classes"]]
@@ -120,11 +123,6 @@ def main(argv=None):
             stride = net.backbone.stride
         net = float32(net)
         module = exported_module(net, stride, MEAN.tolist(), STD.tolist(), name)
-        targets = {"torchscript": out / f"{name}.torchscript.pt", "state_dict": out / f"{name}.state_dict.pth",
-                   "json": out / f"{name}.json"}
-        if all(p.exists() and p.stat().st_mtime >= weights.stat().st_mtime for p in targets.values()):
-            log.info("%s: exports in %s are newer than %s; nothing to do", name, out, weights)
-            continue
         with atomic_path(targets["torchscript"]) as tmp:
             to_torchscript(module, Path(tmp), 4 * stride)
         with atomic_path(targets["state_dict"]) as tmp:
