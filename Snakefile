@@ -37,7 +37,7 @@ rule all:
     default_target: True
     input:
         artifacts=rules.verify.input,
-        summary=rules.evaluate.output.summary,
-        table=rules.evaluate.output.table,
-        examples=rules.evaluate.output.examples,
-        figures=rules.figures.output,
+        summary=artifact("summary.json", RUN),
+        table=artifact("summary.md", RUN),
+        examples=artifact("examples.png", RUN),
+        figures=expand(rules.figures.output, run=RUN),

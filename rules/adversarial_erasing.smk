@@ -8,14 +8,10 @@ wildcard_constraints:
     round="[1-9]",
 
 
-# What the later stages read as CAMs: the last round's union of mined regions, or the CAMs.
-LOCALISATION = ae_file("regions", AE["rounds"]) if AE else rules.extract_cams.output.cams
-
-
 rule ae_train_classifier:
     input:
         split=split_list(TRAIN),
-        regions=lambda w: ae_file("regions", int(w.round) - 1),
+        regions=ae_previous,
         images=manifest("images"),
         labels=manifest("labels"),
         weights=manifest("weights"),
@@ -34,20 +30,20 @@ rule ae_train_classifier:
     params:
         code=stage_code("train_classifier"),
         dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
+        backbone=per_run(backbone_arg),
         hyper=method_arg("classifier"),
-        erasing=AE_ARG,
-        seed=config["seed"],
+        erasing=per_run(ae_arg),
+        seed=per_run(lambda c: c["seed"]),
         split=TRAIN,
         health_splits=shlex.join([TRAIN, VAL]),
-        checkpoint=lambda w: checkpoint_of(f"ae_train_classifier_round{w.round}"),
     shell:
         stage_shell(
             "train_classifier",
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --split {params.split} --seed {params.seed} --health-splits {params.health_splits}"
             " --erase-regions {input.regions} --erasing {params.erasing}"
-            " --threads {threads} --out {output.weights} --checkpoint {params.checkpoint}",
+            " --threads {threads} --out {output.weights} --checkpoint "
+            + checkpoint_of("ae_train_classifier_round{wildcards.round}"),
             processes=TRAINING_GPUS,
         )
 
@@ -56,7 +52,7 @@ rule ae_extract_cams:
     input:
         split=split_list(TRAIN),
         classifier=ae_file("classifier", "{round}"),
-        regions=lambda w: ae_file("regions", int(w.round) - 1),
+        regions=ae_previous,
         images=manifest("images"),
         labels=manifest("labels"),
     output:
@@ -74,9 +70,9 @@ rule ae_extract_cams:
     params:
         code=stage_code("extract_cams"),
         dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
+        backbone=per_run(backbone_arg),
         hyper=method_arg("cams"),
-        erasing=AE_ARG,
+        erasing=per_run(ae_arg),
         split=TRAIN,
     shell:
         stage_shell(
@@ -102,14 +98,15 @@ rule mine_regions:
     params:
         code=stage_code("mine_regions"),
         dataset=DATASET_ARG,
-        erasing=AE_ARG,
+        erasing=per_run(ae_arg),
         split=TRAIN,
-        previous=lambda w: f"--previous {ae_file('regions', int(w.round) - 1)}" if int(w.round) > 1 else "",
+        previous=lambda w: "--previous" if int(w.round) > 1 else "",
     shell:
         stage_shell(
             "mine_regions",
             "--dataset {params.dataset} --params {params.erasing} --round {wildcards.round}"
-            " --cams {input.cams} --classifier {input.classifier} {params.previous} --split {params.split}"
+            " --cams {input.cams} --classifier {input.classifier} {params.previous} {input.previous}"
+            " --split {params.split}"
             " --threads {threads} --out {output.regions}",
             gpu=False,
         )

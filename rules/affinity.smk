@@ -3,7 +3,7 @@
 
 rule make_affinity_labels:
     input:
-        cams=LOCALISATION,
+        cams=localisation,
         images=manifest("images"),
     output:
         labels=artifact(f"affinity_labels_{TRAIN}.h5"),
@@ -19,7 +19,7 @@ rule make_affinity_labels:
     params:
         code=stage_code("make_affinity_labels"),
         dataset=DATASET_ARG,
-        hyper=as_arg(config["affinity_labels"]),
+        hyper=section_arg("affinity_labels"),
     shell:
         stage_shell(
             "make_affinity_labels",
@@ -31,8 +31,8 @@ rule make_affinity_labels:
 
 rule train_affinity:
     input:
-        labels=rules.make_affinity_labels.output.labels,
-        classifier=rules.train_classifier.output.weights,
+        labels=owned("make_affinity_labels", f"affinity_labels_{TRAIN}.h5"),
+        classifier=owned("train_classifier", "classifier.weights.h5"),
         images=manifest("images"),
         weights=manifest("weights"),
     output:
@@ -50,25 +50,24 @@ rule train_affinity:
     params:
         code=stage_code("train_affinity"),
         dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
-        hyper=as_arg(config["affinity"]),
-        seed=config["seed"],
-        checkpoint=checkpoint_of("train_affinity"),
+        backbone=per_run(backbone_arg),
+        hyper=section_arg("affinity"),
+        seed=per_run(lambda c: c["seed"]),
     shell:
         stage_shell(
             "train_affinity",
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --labels {input.labels} --classifier {input.classifier} --seed {params.seed} --threads {threads}"
-            " --out {output.weights} --checkpoint {params.checkpoint}",
+            " --out {output.weights} --checkpoint " + checkpoint_of("train_affinity"),
             processes=TRAINING_GPUS,
         )
 
 
 rule random_walk:
     input:
-        cams=LOCALISATION,
-        affinity=rules.train_affinity.output.weights,
-        affinity_labels=rules.make_affinity_labels.output.labels,
+        cams=localisation,
+        affinity=owned("train_affinity", "affinity.weights.h5"),
+        affinity_labels=owned("make_affinity_labels", f"affinity_labels_{TRAIN}.h5"),
         images=manifest("images"),
     output:
         labels=artifact(f"pseudo_labels_{TRAIN}.h5"),
@@ -86,9 +85,9 @@ rule random_walk:
     params:
         code=stage_code("random_walk"),
         dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
-        hyper=as_arg(config["random_walk"]),
-        affinity=as_arg(config["affinity"]),
+        backbone=per_run(backbone_arg),
+        hyper=section_arg("random_walk"),
+        affinity=section_arg("affinity"),
     shell:
         stage_shell(
             "random_walk",

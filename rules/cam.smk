@@ -15,7 +15,7 @@ rule make_saliency:
     params:
         code=stage_code("make_saliency"),
         dataset=DATASET_ARG,
-        method=EPS_SALIENCY or "spectral_residual",
+        method=saliency_method,
         split=TRAIN,
     shell:
         stage_shell(
@@ -29,7 +29,8 @@ rule make_saliency:
 rule train_classifier:
     input:
         split=split_list(TRAIN),
-        saliency=rules.make_saliency.output.maps if EPS_SALIENCY else manifest("saliency"),
+        saliency=saliency_maps,
+        saliency_manifest=saliency_manifest,
         images=manifest("images"),
         labels=manifest("labels"),
         weights=manifest("weights"),
@@ -48,22 +49,23 @@ rule train_classifier:
     params:
         code=stage_code("train_classifier"),
         dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
+        backbone=per_run(backbone_arg),
         hyper=method_arg("classifier"),
-        seed=config["seed"],
+        seed=per_run(lambda c: c["seed"]),
         split=TRAIN,
         check_masks=shlex.join([VAL, SCORE]),
         health_splits=shlex.join([TRAIN, VAL]),
-        checkpoint=checkpoint_of("train_classifier"),
-        stop=STOP_UNLEARNT,
+        stop=per_run(stop_unlearnt),
+        saliency=per_run(lambda c: "--saliency-dir" if eps_saliency(c["classifier"], DATASET) else ""),
     shell:
         stage_shell(
             "train_classifier",
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --split {params.split} --seed {params.seed} --check-masks {params.check_masks}"
             " --health-splits {params.health_splits} {params.stop}"
-            " --threads {threads} --out {output.weights} --checkpoint {params.checkpoint}"
-            + (" --saliency-dir {input.saliency}" if EPS_SALIENCY else ""),
+            " --threads {threads} --out {output.weights} --checkpoint "
+            + checkpoint_of("train_classifier")
+            + " {params.saliency} {input.saliency}",
             processes=TRAINING_GPUS,
         )
 
@@ -71,7 +73,7 @@ rule train_classifier:
 rule extract_cams:
     input:
         split=split_list(TRAIN),
-        classifier=rules.train_classifier.output.weights,
+        classifier=owned("train_classifier", "classifier.weights.h5"),
         images=manifest("images"),
         labels=manifest("labels"),
     output:
@@ -89,7 +91,7 @@ rule extract_cams:
     params:
         code=stage_code("extract_cams"),
         dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
+        backbone=per_run(backbone_arg),
         hyper=method_arg("cams"),
         split=TRAIN,
     shell:

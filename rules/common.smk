@@ -1,7 +1,13 @@
-# Shared set-up: config validation, the paths of a run as small named functions, the one shell
-# shape every stage rule shares, and helpers that turn config sections into command-line values.
-# Every stage's hyperparameters reach its rule as `params`, so changing one reruns exactly the
-# stages that use it.
+# Shared set-up: config validation, the runs of the workflow and the paths of their artifacts as small named
+# functions, the one shell shape every stage rule shares, and helpers that turn config sections into command-line
+# values. Every stage's hyperparameters reach its rule as `params`, so changing one reruns exactly the stages that
+# use it.
+#
+# One workflow holds several runs (wsss_steps/runs.py): the run of the config (run_name) and, for the `compare`
+# target, one run per method of compare.methods. The stage rules are written once with the run as the wildcard
+# {run}; a stage two runs share (same settings for it and every stage before it) is computed once, in the folder
+# of the first run that has those settings (OWNERS), and the later run's next stage reads it from there. The
+# dataset is the same for every run of a workflow.
 
 import hashlib
 import json
@@ -17,12 +23,14 @@ from wsss_steps.code_key import stage_code
 from wsss_steps.config import ConfigError, method_blocks, validate_config
 from wsss_steps.data.manifest import write_manifests
 from wsss_steps.sweep import cam_point_names, cam_point_settings, point_names, point_settings
-from wsss_steps.runs import check_run_matches
+from wsss_steps.runs import check_run_matches, comparison_runs, round_owner, stage_owners
 
 validate_config(config)  # also fills in the schema's defaults
 
 RUN = config["run_name"]
-COMPARE_RUN = f"{RUN}-compare"  # the folder of `python -m wsss_steps.compare`'s table
+RUNS = comparison_runs(config)  # {run name: its config}, the config's own run first
+OWNERS = stage_owners(RUNS)  # {run: {stage: the run whose folder holds it}}
+COMPARE_RUN = f"{RUN}-compare"  # the folder of the `compare` target's table
 DATASET = config["dataset"]
 TRAIN = DATASET["train_split"]
 VAL = DATASET["val_split"]
@@ -34,30 +42,47 @@ SCORE = DATASET["score_split"]
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
-def run_dir(run=RUN):
-    """Where every artifact of a run goes."""
+wildcard_constraints:
+    run="|".join(re.escape(name) for name in RUNS),
+
+
+def run_dir(run="{run}"):
+    """Where every artifact of a run goes (by default the pattern of a stage rule's run)."""
     return f"results/{run}"
 
 
-def artifact(name, run=RUN):
-    """An artifact of a run, e.g. artifact("cams_train.h5")."""
+def artifact(name, run="{run}"):
+    """An artifact of a run, e.g. artifact("cams_train.h5") (a rule's output pattern) or artifact(name, RUN)."""
     return f"{run_dir(run)}/{name}"
 
 
-def log_of(rule, run=RUN):
+def log_of(rule, run="{run}"):
     """The log file of a rule's job in a run."""
     return f"{run_dir(run)}/logs/{rule}.log"
 
 
-def checkpoint_of(rule, run=RUN):
-    """Where a training stage saves its per-epoch checkpoint: not a declared output, so Snakemake keeps
-    it when a job is killed; the rerun resumes from it and deletes it when done."""
-    return f"{run_dir(run)}/checkpoints/{rule}.h5"
+def checkpoint_of(rule):
+    """Where a training stage saves its per-epoch checkpoint, in the job's run folder: not a declared output, so
+    Snakemake keeps it when a job is killed; the rerun resumes from it and deletes it when done. It is written
+    into the shell command (whose unformatted text Snakemake's between-workflow cache hashes), not into params,
+    so the run's name is not part of the cache key."""
+    return f"results/{{wildcards.run}}/checkpoints/{rule}.h5"
 
 
-# health.stop_on (absent: [classifier]): a class the classifier has still not learnt when its training ends stops the
-# run in train_classifier (no weights written, its checkpoint kept) instead of warning
-STOP_UNLEARNT = "--stop-unlearnt" if "classifier" in config.get("health", {}).get("stop_on", ["classifier"]) else ""
+def owned(stage, name):
+    """An input function: the artifact ``name`` of ``stage`` from the folder of the run that holds it for the job's run."""
+    return lambda wildcards: artifact(name, OWNERS[wildcards.run][stage])
+
+
+def per_run(value):
+    """A param (or input) function: ``value(config)`` for the config of the job's run."""
+    return lambda wildcards: value(RUNS[wildcards.run])
+
+
+def stop_unlearnt(run_config):
+    """health.stop_on (absent: [classifier]): a class the classifier has still not learnt when its training ends
+    stops the run in train_classifier (no weights written, its checkpoint kept) instead of warning."""
+    return "--stop-unlearnt" if "classifier" in run_config.get("health", {}).get("stop_on", ["classifier"]) else ""
 
 
 def split_list(split, dataset=DATASET):
@@ -84,7 +109,8 @@ def stage_shell(stage, args, gpu=True, processes=1):
 TRAINING_GPUS = config.get("training_gpus", 1)
 
 
-check_run_matches(run_dir(), DATASET)
+for _run in RUNS:
+    check_run_matches(run_dir(_run), DATASET)
 
 # A dataset on disk is checked for its folders and split lists before any job is planned; the
 # images, labels and masks themselves are checked by train_classifier before it trains. A dataset the
@@ -150,7 +176,7 @@ else:
         _layout,
         [TRAIN, VAL, SCORE],
         WEIGHTS_FILE,
-        saliency=config["classifier"].get("method") == "eps",
+        saliency=any(c["classifier"].get("method") == "eps" for c in RUNS.values()),
     )
 
 
@@ -190,20 +216,29 @@ def as_arg(value):
 # and cooccurrence (evaluate only) stay out, so changing them reruns only the rules that use them.
 DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k not in ("generate", "coco", "score_split", "cooccurrence")})
 COOCCURRENCE_ARG = as_arg(DATASET.get("cooccurrence", []))
-BACKBONE_ARG = as_arg(config["backbone"])
 
 
-def method_section(section, default="cam"):
+def backbone_arg(run_config):
+    return as_arg(run_config["backbone"])
+
+
+def method_section(run_config, section, default="cam"):
     """A section with only its selected method's block (`<section>.method`, absent = `default`)."""
-    values = dict(config[section])
+    values = dict(run_config[section])
     chosen = values.get("method", default)
     blocks = METHOD_BLOCKS.get(section, ())
     return {k: v for k, v in values.items() if k not in blocks or k == chosen}
 
 
 def method_arg(section, default="cam"):
-    """method_section as one shell word: editing a block of a method that is not selected reruns nothing."""
-    return as_arg(method_section(section, default))
+    """A param function: the run's method_section as one shell word (editing a block of a method that is not
+    selected reruns nothing)."""
+    return per_run(lambda c: as_arg(method_section(c, section, default)))
+
+
+def section_arg(section):
+    """A param function: the run's config section as one shell word."""
+    return per_run(lambda c: as_arg(c[section]))
 
 
 def eps_saliency(classifier, dataset):
@@ -218,7 +253,22 @@ def eps_saliency(classifier, dataset):
     return None if source == "dataset" else source
 
 
-EPS_SALIENCY = eps_saliency(config["classifier"], DATASET)
+def saliency_method(wildcards):
+    """The make_saliency method of the job's run (make_saliency runs only for a run whose classifier needs it)."""
+    return eps_saliency(RUNS[wildcards.run]["classifier"], DATASET) or "spectral_residual"
+
+
+def saliency_maps(wildcards):
+    """The saliency maps make_saliency writes for the job's run's classifier, [] where it reads none or the dataset's."""
+    if not eps_saliency(RUNS[wildcards.run]["classifier"], DATASET):
+        return []
+    return artifact("saliency", OWNERS[wildcards.run]["train_classifier"])
+
+
+def saliency_manifest(wildcards):
+    """The manifest of the dataset's saliency maps where the job's run's classifier reads them, else []."""
+    classifier = RUNS[wildcards.run]["classifier"]
+    return manifest("saliency") if classifier.get("method") == "eps" and not eps_saliency(classifier, DATASET) else []
 
 
 # Each section's method blocks (keys named as the methods of its `method` setting), from the schema.
@@ -228,28 +278,92 @@ ENV = "../environment.yml"
 
 
 # Adversarial erasing (rules/adversarial_erasing.smk): its round artifacts and settings.
-def ae_file(name, round):
+def ae_file(name, round, run="{run}"):
     """An adversarial-erasing artifact of a round, e.g. ae_file("regions", 2)."""
-    return artifact(f"adversarial_erasing/{name}_round{round}.h5")
+    return artifact(f"adversarial_erasing/{name}_round{round}.h5", run)
+
+
+def ae_round_file(name, wildcards, r):
+    """The artifact ``name`` of round ``r`` of the job's run, from the run that holds that round."""
+    return ae_file(name, r, round_owner(RUNS, wildcards.run, r))
 
 
 def ae_classifier(wildcards):
     r = int(wildcards.round)
-    return rules.train_classifier.output.weights if r == 1 else ae_file("classifier", r)
+    return (
+        owned("train_classifier", "classifier.weights.h5")(wildcards)
+        if r == 1
+        else ae_file("classifier", r, wildcards.run)
+    )
 
 
 def ae_cams(wildcards):
     r = int(wildcards.round)
-    return rules.extract_cams.output.cams if r == 1 else ae_file("cams", r)
+    return owned("extract_cams", f"cams_{TRAIN}.h5")(wildcards) if r == 1 else ae_file("cams", r, wildcards.run)
 
 
 def ae_previous(wildcards):
     r = int(wildcards.round)
-    return [] if r == 1 else ae_file("regions", r - 1)
+    return [] if r == 1 else ae_round_file("regions", wildcards, r - 1)
 
 
-AE = config.get("adversarial_erasing")
-AE_ARG = as_arg({k: v for k, v in (AE or {}).items() if k != "rounds"})
+def ae_arg(run_config):
+    return as_arg({k: v for k, v in (run_config.get("adversarial_erasing") or {}).items() if k != "rounds"})
+
+
+def localisation(wildcards):
+    """What the later stages of the job's run read as CAMs: the last adversarial-erasing round's union of mined
+    regions, or the CAMs."""
+    ae = RUNS[wildcards.run].get("adversarial_erasing")
+    if ae:
+        return ae_round_file("regions", wildcards, ae["rounds"])
+    return owned("extract_cams", f"cams_{TRAIN}.h5")(wildcards)
+
+
+def segmentation_pseudo_labels(wildcards):
+    """What train_segmentation trains from: the walk's labels, or for SEC the affinity labels' confident pixels."""
+    if RUNS[wildcards.run]["segmentation"].get("method") == "sec":
+        return owned("make_affinity_labels", f"affinity_labels_{TRAIN}.h5")(wildcards)
+    return owned("random_walk", f"pseudo_labels_{TRAIN}.h5")(wildcards)
+
+
+# The compare target (rules/evaluate.smk): each method's run, and the run whose folder holds each of its stages.
+COMPARE_METHODS = config.get("compare", {}).get("methods", [])
+COMPARE_ROWS = [
+    {
+        "method": method,
+        "run": f"{RUN}-{method}",
+        "stages": OWNERS[f"{RUN}-{method}"],
+        "rounds": {
+            r: round_owner(RUNS, f"{RUN}-{method}", r)
+            for r in range(1, (RUNS[f"{RUN}-{method}"].get("adversarial_erasing") or {"rounds": 0})["rounds"] + 1)
+        },
+    }
+    for method in COMPARE_METHODS
+]
+
+
+def compare_runs(name):
+    """The compare target's input function: the artifact ``name`` of each method's evaluation (where it is held)."""
+
+    def inputs(wildcards):
+        if not COMPARE_ROWS:
+            raise ValueError(
+                "snakemake compare needs the methods to compare: --config compare='{methods: [cam, gradcam]}' "
+                "(or a compare section in a config file)."
+            )
+        return [artifact(name, row["stages"]["evaluate"]) for row in COMPARE_ROWS]
+
+    return inputs
+
+
+class Base:
+    """The run of the config as wildcards, for the input functions of the rules that serve it alone (targets)."""
+
+    run = RUN
+
+
+BASE = Base()
 
 
 # The predict target (rules/segmentation.smk): snakemake predict --config predict='{images: DIR, out: DIR}'.
@@ -262,4 +376,4 @@ def predict_weights(wildcards):
         raise ValueError(
             "snakemake predict needs the images and the output folder: --config predict='{images: DIR, out: DIR}'."
         )
-    return rules.train_segmentation.output.weights
+    return artifact("segmentation.weights.h5", RUN)

@@ -3,11 +3,11 @@
 
 rule evaluate:
     input:
-        cams=LOCALISATION,
-        labels=rules.make_affinity_labels.output.labels,
-        pseudo=rules.random_walk.output.labels,
-        predictions=rules.train_segmentation.output.predictions,
-        classifier=rules.train_classifier.output.weights,
+        cams=localisation,
+        labels=owned("make_affinity_labels", f"affinity_labels_{TRAIN}.h5"),
+        pseudo=owned("random_walk", f"pseudo_labels_{TRAIN}.h5"),
+        predictions=owned("train_segmentation", "segmentation_predictions.h5"),
+        classifier=owned("train_classifier", "classifier.weights.h5"),
         images=manifest("images"),
         image_labels=manifest("labels"),
         masks=manifest("masks"),
@@ -22,8 +22,8 @@ rule evaluate:
     params:
         code=stage_code("evaluate"),
         dataset=DATASET_ARG,
-        hyper=as_arg(config["evaluate"]),
-        run_name=RUN,
+        hyper=section_arg("evaluate"),
+        run_name=lambda wildcards: wildcards.run,
         train_split=TRAIN,
         val_split=VAL,
         score_split=SCORE,
@@ -44,18 +44,18 @@ rule evaluate:
 # Figures for the report, from finished artifacts only: training curves, CAM threshold curve, IoU per class.
 rule figures:
     input:
-        summary=rules.evaluate.output.summary,
-        table=rules.evaluate.output.table,
-        artifacts=[
-            LOCALISATION,
-            rules.make_affinity_labels.output.labels,
-            rules.random_walk.output.labels,
-            rules.train_segmentation.output.predictions,
+        summary=owned("evaluate", "summary.json"),
+        table=owned("evaluate", "summary.md"),
+        artifacts=lambda wildcards: [
+            localisation(wildcards),
+            owned("make_affinity_labels", f"affinity_labels_{TRAIN}.h5")(wildcards),
+            owned("random_walk", f"pseudo_labels_{TRAIN}.h5")(wildcards),
+            owned("train_segmentation", "segmentation_predictions.h5")(wildcards),
         ],
-        weights=[
-            rules.train_classifier.output.weights,
-            rules.train_affinity.output.weights,
-            rules.train_segmentation.output.weights,
+        weights=lambda wildcards: [
+            owned("train_classifier", "classifier.weights.h5")(wildcards),
+            owned("train_affinity", "affinity.weights.h5")(wildcards),
+            owned("train_segmentation", "segmentation.weights.h5")(wildcards),
         ],
     output:
         curves=report(artifact("training_curves.png"), caption="../report/training_curves.rst", category="2. Training"),
@@ -84,25 +84,49 @@ rule figures:
         )
 
 
-# Not part of `all`: after `python -m wsss_steps.compare` (which runs it), `snakemake --report report.html
-# comparison` with the config files the comparison ran with puts its table and bars into the report.
-rule comparison:
+# Not part of `all`: `snakemake compare --config compare='{methods: [cam, gradcam]}'` runs every method of
+# compare.methods as the run <run_name>-<method> in this one workflow (a stage the runs share is computed once) and
+# tabulates them in results/<run_name>-compare/; `snakemake --report report.html compare` puts the table and bars
+# into Snakemake's report.
+rule compare_table:
     input:
-        comparison=artifact("comparison.json", run=COMPARE_RUN),
-        table=artifact("comparison.md", run=COMPARE_RUN),
+        summaries=compare_runs("summary.json"),
+        figures=compare_runs("provenance.html"),
+    output:
+        comparison=artifact("comparison.json", COMPARE_RUN),
+        table=artifact("comparison.md", COMPARE_RUN),
+    log:
+        log_of("compare_table", COMPARE_RUN),
+    conda:
+        ENV
+    params:
+        dataset=DATASET_ARG,
+        rows=as_arg(COMPARE_ROWS),
+    shell:
+        stage_shell(
+            "compare",
+            "--dataset {params.dataset} --rows {params.rows} --json {output.comparison} --table {output.table}",
+            gpu=False,
+        )
+
+
+rule compare:
+    input:
+        comparison=rules.compare_table.output.comparison,
+        table=rules.compare_table.output.table,
     output:
         figure=report(
-            artifact("comparison.png", run=COMPARE_RUN),
+            artifact("comparison.png", COMPARE_RUN),
             caption="../report/comparison.rst",
             category="4. Method comparison",
         ),
         page=report(
-            artifact("comparison.html", run=COMPARE_RUN),
+            artifact("comparison.html", COMPARE_RUN),
             caption="../report/comparison.rst",
             category="4. Method comparison",
         ),
     log:
-        log_of("comparison", run=COMPARE_RUN),
+        log_of("compare", COMPARE_RUN),
     conda:
         ENV
     params:
@@ -120,14 +144,14 @@ rule comparison:
 # learned affinities against the masks and runs the walk with them and with an oracle affinity.
 rule diagnose:
     input:
-        cams=LOCALISATION,
-        affinity=rules.train_affinity.output.weights,
+        cams=localisation(BASE),
+        affinity=artifact("affinity.weights.h5", RUN),
         images=manifest("images"),
         masks=manifest("masks"),
     output:
-        report=artifact("diagnose.json"),
+        report=artifact("diagnose.json", RUN),
     log:
-        log_of("diagnose"),
+        log_of("diagnose", RUN),
     conda:
         ENV
     threads: 2
@@ -137,7 +161,7 @@ rule diagnose:
         runtime=120,
     params:
         dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
+        backbone=as_arg(config["backbone"]),
         affinity=as_arg(config["affinity"]),
         walk=as_arg(config["random_walk"]),
         images=config["diagnose"]["images"],
@@ -155,15 +179,20 @@ rule diagnose:
 # broken one, the `snakemake --forcerun <rule>` that rebuilds it and what is made from it.
 rule verify:
     input:
-        rules.train_classifier.output.weights,
-        rules.extract_cams.output.cams,
-        rules.make_affinity_labels.output.labels,
-        rules.train_affinity.output.weights,
-        rules.random_walk.output.labels,
-        rules.train_segmentation.output.weights,
-        rules.train_segmentation.output.predictions,
+        [
+            artifact(name, RUN)
+            for name in (
+                "classifier.weights.h5",
+                f"cams_{TRAIN}.h5",
+                f"affinity_labels_{TRAIN}.h5",
+                "affinity.weights.h5",
+                f"pseudo_labels_{TRAIN}.h5",
+                "segmentation.weights.h5",
+                "segmentation_predictions.h5",
+            )
+        ],
     log:
-        log_of("verify"),
+        log_of("verify", RUN),
     conda:
         ENV
     shell:

@@ -4,12 +4,8 @@
 rule train_segmentation:
     input:
         # SEC trains from the affinity labels' confident pixels (seeds) instead of the walk's labels
-        pseudo=(
-            rules.make_affinity_labels.output.labels
-            if config["segmentation"].get("method") == "sec"
-            else rules.random_walk.output.labels
-        ),
-        classifier=rules.train_classifier.output.weights,
+        pseudo=segmentation_pseudo_labels,
+        classifier=owned("train_classifier", "classifier.weights.h5"),
         val=split_list(VAL),
         images=manifest("images"),
         labels=manifest("labels"),
@@ -30,18 +26,17 @@ rule train_segmentation:
     params:
         code=stage_code("train_segmentation"),
         dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
+        backbone=per_run(backbone_arg),
         hyper=method_arg("segmentation", "random_walk"),
-        seed=config["seed"],
+        seed=per_run(lambda c: c["seed"]),
         splits=f"{VAL} {TRAIN}",
-        checkpoint=checkpoint_of("train_segmentation"),
     shell:
         stage_shell(
             "train_segmentation",
             "--dataset {params.dataset} --backbone {params.backbone} --params {params.hyper}"
             " --pseudo-labels {input.pseudo} --classifier {input.classifier} --predict-splits {params.splits}"
             " --seed {params.seed} --threads {threads} --out {output.weights}"
-            " --predictions {output.predictions} --checkpoint {params.checkpoint}",
+            " --predictions {output.predictions} --checkpoint " + checkpoint_of("train_segmentation"),
             processes=TRAINING_GPUS,
         )
 
@@ -51,9 +46,9 @@ rule predict:
     input:
         weights=predict_weights,
     output:
-        record=artifact("predict.json"),
+        record=artifact("predict.json", RUN),
     log:
-        log_of("predict"),
+        log_of("predict", RUN),
     conda:
         ENV
     threads: 2
@@ -80,12 +75,12 @@ rule predict:
 # dicts and JSON, for use without this package (wsss_steps/export.py).
 rule export:
     input:
-        segmentation=rules.train_segmentation.output.weights,
-        classifier=rules.train_classifier.output.weights,
+        segmentation=artifact("segmentation.weights.h5", RUN),
+        classifier=artifact("classifier.weights.h5", RUN),
     output:
-        folder=directory(artifact("export")),
+        folder=directory(artifact("export", RUN)),
     log:
-        log_of("export"),
+        log_of("export", RUN),
     conda:
         ENV
     threads: 1

@@ -10,14 +10,14 @@ wildcard_constraints:
 
 rule sweep_walk_point:
     input:
-        cams=LOCALISATION,
-        affinity=rules.train_affinity.output.weights,
-        affinity_labels=rules.make_affinity_labels.output.labels,
+        cams=localisation(BASE),
+        affinity=artifact("affinity.weights.h5", RUN),
+        affinity_labels=artifact(f"affinity_labels_{TRAIN}.h5", RUN),
         images=manifest("images"),
     output:
-        labels=temp(artifact("sweep/walk/{point}.h5")),
+        labels=temp(artifact("sweep/walk/{point}.h5", RUN)),
     log:
-        log_of("sweep_walk_point/{point}"),
+        log_of("sweep_walk_point/{point}", RUN),
     conda:
         ENV
     threads: 2
@@ -27,7 +27,7 @@ rule sweep_walk_point:
         runtime=120,
     params:
         dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
+        backbone=as_arg(config["backbone"]),
         hyper=lambda wildcards: as_arg(point_settings(wildcards.point, config["random_walk"])),
         affinity=as_arg(config["affinity"]),
     shell:
@@ -41,12 +41,12 @@ rule sweep_walk_point:
 
 rule score_sweep_point:
     input:
-        labels=artifact("sweep/walk/{point}.h5"),
+        labels=artifact("sweep/walk/{point}.h5", RUN),
         masks=manifest("masks"),
     output:
-        point=artifact("sweep/walk/{point}.json"),
+        point=artifact("sweep/walk/{point}.json", RUN),
     log:
-        log_of("score_sweep_point/{point}"),
+        log_of("score_sweep_point/{point}", RUN),
     conda:
         ENV
     params:
@@ -63,12 +63,12 @@ rule score_sweep_point:
 
 rule sweep_walk:
     input:
-        points=expand(artifact("sweep/walk/{point}.json"), point=point_names(config["sweep"])),
+        points=expand(artifact("sweep/walk/{point}.json", RUN), point=point_names(config["sweep"])),
     output:
-        csv=artifact("sweep_walk.csv"),
-        plot=report(artifact("sweep_walk.png"), caption="../report/sweep_walk.rst", category="Sweeps"),
+        csv=artifact("sweep_walk.csv", RUN),
+        plot=report(artifact("sweep_walk.png", RUN), caption="../report/sweep_walk.rst", category="Sweeps"),
     log:
-        log_of("sweep_walk"),
+        log_of("sweep_walk", RUN),
     conda:
         ENV
     params:
@@ -84,13 +84,13 @@ rule sweep_walk:
 rule sweep_cams_point:
     input:
         split=split_list(TRAIN),
-        classifier=rules.train_classifier.output.weights,
+        classifier=artifact("classifier.weights.h5", RUN),
         images=manifest("images"),
         labels=manifest("labels"),
     output:
-        cams=temp(artifact("sweep/cams/{cpoint}.h5")),
+        cams=temp(artifact("sweep/cams/{cpoint}.h5", RUN)),
     log:
-        log_of("sweep_cams_point/{cpoint}"),
+        log_of("sweep_cams_point/{cpoint}", RUN),
     conda:
         ENV
     threads: 2
@@ -100,8 +100,8 @@ rule sweep_cams_point:
         runtime=120,
     params:
         dataset=DATASET_ARG,
-        backbone=BACKBONE_ARG,
-        hyper=lambda wildcards: as_arg(cam_point_settings(wildcards.cpoint, method_section("cams"))),
+        backbone=as_arg(config["backbone"]),
+        hyper=lambda wildcards: as_arg(cam_point_settings(wildcards.cpoint, method_section(config, "cams"))),
         split=TRAIN,
     shell:
         stage_shell(
@@ -113,12 +113,12 @@ rule sweep_cams_point:
 
 rule score_cams_point:
     input:
-        cams=artifact("sweep/cams/{cpoint}.h5"),
+        cams=artifact("sweep/cams/{cpoint}.h5", RUN),
         masks=manifest("masks"),
     output:
-        point=artifact("sweep/cams/{cpoint}.json"),
+        point=artifact("sweep/cams/{cpoint}.json", RUN),
     log:
-        log_of("score_cams_point/{cpoint}"),
+        log_of("score_cams_point/{cpoint}", RUN),
     conda:
         ENV
     params:
@@ -137,12 +137,12 @@ rule score_cams_point:
 
 rule sweep_cams:
     input:
-        points=expand(artifact("sweep/cams/{cpoint}.json"), cpoint=cam_point_names(config["sweep"])),
+        points=expand(artifact("sweep/cams/{cpoint}.json", RUN), cpoint=cam_point_names(config["sweep"])),
     output:
-        csv=artifact("sweep_cams.csv"),
-        plot=report(artifact("sweep_cams.png"), caption="../report/sweep_cams.rst", category="Sweeps"),
+        csv=artifact("sweep_cams.csv", RUN),
+        plot=report(artifact("sweep_cams.png", RUN), caption="../report/sweep_cams.rst", category="Sweeps"),
     log:
-        log_of("sweep_cams"),
+        log_of("sweep_cams", RUN),
     conda:
         ENV
     params:

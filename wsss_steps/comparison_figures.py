@@ -4,8 +4,8 @@
         --figure comparison.png --page comparison.html
 
 Reads what ``python -m wsss_steps.compare`` wrote in ``results/<run_name>-compare/``; the workflow's
-``comparison`` rule runs it, so that ``snakemake --report report.html comparison`` (with the config files
-the comparison ran with) puts the comparison into Snakemake's report. Nothing is trained or scored here.
+``compare`` rule runs it, so that ``snakemake --report report.html compare`` (with the config files and
+methods the comparison ran with) puts the comparison into Snakemake's report. Nothing is trained or scored here.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main(argv=None):
     args, log, _, _ = start(parser, argv)
     comparison = json.loads(Path(args.comparison).read_text())
     if not comparison.get("methods"):
-        raise ArtifactError(f"{args.comparison}: lists no method; run python -m wsss_steps.compare again")
+        raise ArtifactError(f"{args.comparison}: lists no method; run snakemake compare again")
     save(comparison_figure(comparison), args.figure)
     with atomic_path(args.page) as tmp:
         Path(tmp).write_text(markdown_page(Path(args.table).read_text()), encoding="utf-8")

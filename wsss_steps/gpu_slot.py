@@ -18,7 +18,7 @@ Where the GPU ids come from, first match wins:
 
 With no ids (a CPU machine) CMD runs unchanged at once: a job never waits for a slot that does
 not exist. Lock files live in ``--lock-dir``, else ``$WSSS_GPU_LOCK_DIR``, else
-``.snakemake/gpu-slots`` under the working directory; point several workflows on one machine at
+``results/.gpu-slots`` under the working directory; point several workflows on one machine at
 the same directory to make them share the GPUs.
 """
 
@@ -38,7 +38,7 @@ from pathlib import Path
 from . import __version__
 
 PROG = "python -m wsss_steps.gpu_slot"
-DEFAULT_LOCK_DIR = Path(".snakemake") / "gpu-slots"
+DEFAULT_LOCK_DIR = Path("results") / ".gpu-slots"
 
 
 def parse_ids(text: str) -> list[str]:
@@ -89,7 +89,7 @@ def slot_ids(environ, probe=nvidia_smi_ids) -> tuple[list[str], str]:
 
 
 def lock_dir(option, environ, cwd) -> Path:
-    """Where the lock files live: the option, else $WSSS_GPU_LOCK_DIR, else .snakemake/gpu-slots in cwd."""
+    """Where the lock files live: the option, else $WSSS_GPU_LOCK_DIR, else results/.gpu-slots in cwd."""
     chosen = option or environ.get("WSSS_GPU_LOCK_DIR") or DEFAULT_LOCK_DIR
     return Path(cwd) / chosen
 
@@ -183,7 +183,7 @@ def parser() -> argparse.ArgumentParser:
                     "inside a SLURM job (SLURM_JOB_ID) or with no ids CMD runs unchanged.")
     p.add_argument("--version", action="version", version=f"wsss-steps {__version__}")
     p.add_argument("--lock-dir", metavar="DIR",
-                   help="lock files (default: $WSSS_GPU_LOCK_DIR, else .snakemake/gpu-slots in the working directory)")
+                   help="lock files (default: $WSSS_GPU_LOCK_DIR, else results/.gpu-slots in the working directory)")
     p.add_argument("--poll", type=float, default=0.5, metavar="S",
                    help="seconds between tries while every GPU is taken (default: 0.5)")
     p.add_argument("--gpus", type=int, default=1, metavar="N",

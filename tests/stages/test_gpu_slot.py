@@ -68,7 +68,7 @@ def test_slot_ids_say_why_under_slurm():
 def test_lock_dir_option_then_environment_then_working_directory(tmp_path):
     assert gpu_slot.lock_dir("x", {"WSSS_GPU_LOCK_DIR": "/y"}, tmp_path) == tmp_path / "x"
     assert gpu_slot.lock_dir(None, {"WSSS_GPU_LOCK_DIR": "/y"}, tmp_path) == Path("/y")
-    assert gpu_slot.lock_dir(None, {}, tmp_path) == tmp_path / ".snakemake" / "gpu-slots"
+    assert gpu_slot.lock_dir(None, {}, tmp_path) == tmp_path / "results" / ".gpu-slots"
 
 
 def test_lock_path_is_a_safe_file_name(tmp_path):
@@ -163,7 +163,7 @@ def test_the_command_gets_one_id_and_its_exit_status_comes_back(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[1] == "5"
     assert "gpu slot: CUDA_VISIBLE_DEVICES=5" in proc.stderr
-    assert (tmp_path / ".snakemake" / "gpu-slots" / "gpu-5.lock").exists()
+    assert (tmp_path / "results" / ".gpu-slots" / "gpu-5.lock").exists()
     failing = run_slot(["--", sys.executable, "-c", "raise SystemExit(3)"], env, tmp_path)
     assert failing.returncode == 3
     missing = run_slot(["--", str(tmp_path / "no-such-program")], env, tmp_path)

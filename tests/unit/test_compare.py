@@ -1,92 +1,114 @@
-"""The method comparison: which stages a method may reuse, and a real comparison of two methods on the tiny config.
+"""The method comparison's runs: which run's folder holds each stage of each method, and the table.
 
-The tests here run no workflow; those that do are in tests/workflow/test_compare_run.py.
+The tests here run no workflow; tests/workflow/test_compare_run.py runs a comparison.
 """
 
 import json
 
+import pytest
 import yaml
 
 from conftest import TINY
-from wsss_steps.compare import (METHODS, best_source, link_artifacts, merged, method_row, reusable_stages, round_artifacts,
-                                 snakemake_record)
-from wsss_steps.config import validate_config
+from wsss_steps.compare import markdown, method_rows
+from wsss_steps.config import ConfigError, validate_config
+from wsss_steps.runs import comparison_runs, merged, round_owner, stage_owners
+
+STAGE_NAMES = ["train_classifier", "extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
+               "train_segmentation", "evaluate"]
 
 
-def test_a_method_reuses_exactly_the_stages_before_the_first_section_it_changes():
-    base = yaml.safe_load(TINY.read_text())
-    configs = {m: validate_config(merged(base, METHODS[m])) for m in ("cam", "gradcam", "puzzle_cam", "sec", "ae_round2", "psl")}
-    assert reusable_stages(configs["cam"], configs["gradcam"]) == ["train_classifier"]
-    assert reusable_stages(configs["cam"], configs["sec"]) == ["train_classifier", "extract_cams", "make_affinity_labels",
-                                                               "train_affinity", "random_walk"]
-    assert reusable_stages(configs["cam"], configs["puzzle_cam"]) == []
+def runs_of(*methods):
+    return comparison_runs(validate_config(merge_compare(yaml.safe_load(TINY.read_text()), methods)))
+
+
+def merge_compare(config, methods):
+    return merged(config, {"compare": {"methods": list(methods)}})
+
+
+def held_by(owners, run):
+    """{stage: run holding it} of one run, as the list of holders in stage order."""
+    return [owners[run][stage] for stage in STAGE_NAMES]
+
+
+def test_a_method_shares_exactly_the_stages_before_the_first_section_it_changes():
+    runs = runs_of("cam", "gradcam", "puzzle_cam", "sec", "psl", "ae_round2")
+    assert list(runs) == ["tiny", "tiny-cam", "tiny-gradcam", "tiny-puzzle_cam", "tiny-sec", "tiny-psl", "tiny-ae_round2"]
+    owners = stage_owners(runs)
+    assert held_by(owners, "tiny-cam") == ["tiny"] * 7  # the run's own settings: every stage is the run's
+    assert held_by(owners, "tiny-gradcam") == ["tiny"] + ["tiny-gradcam"] * 6
+    assert held_by(owners, "tiny-puzzle_cam") == ["tiny-puzzle_cam"] * 7
+    assert held_by(owners, "tiny-sec") == ["tiny"] * 5 + ["tiny-sec"] * 2
+    assert held_by(owners, "tiny-psl") == ["tiny"] * 5 + ["tiny-psl"] * 2
     # adversarial erasing's round 1 is the run's own classifier and CAMs; the union changes the affinity labels
-    assert reusable_stages(configs["cam"], configs["ae_round2"]) == ["train_classifier", "extract_cams"]
-    assert reusable_stages(configs["cam"], configs["psl"]) == reusable_stages(configs["cam"], configs["sec"])
-    assert len(reusable_stages(configs["cam"], configs["cam"])) == 7
+    assert held_by(owners, "tiny-ae_round2") == ["tiny"] * 2 + ["tiny-ae_round2"] * 5
     assert merged({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
 
 
-def test_a_method_reuses_the_earlier_run_it_shares_most_with_and_its_adversarial_erasing_rounds(tmp_path):
-    base = yaml.safe_load(TINY.read_text())
-    configs = {m: validate_config(merged(base, METHODS[m])) for m in ("cam", "sec", "ae_round2", "ae_round3", "ae_psl")}
-    runs = [(configs[m], tmp_path / m) for m in ("cam", "sec", "ae_round2", "ae_round3")]
-    # ae_psl: AE-PSL's three rounds, affinity labels, AffinityNet and walk are ae_round3's; only segmentation differs
-    source, stages, rounds = best_source(runs, configs["ae_psl"])
-    assert source[1].name == "ae_round3" and stages[-1] == "random_walk" and rounds == 3
-    # ae_round3: the union after 3 rounds changes the affinity labels, but rounds 1 and 2 are ae_round2's
-    source, stages, rounds = best_source(runs[:3], configs["ae_round3"])
-    assert source[1].name == "ae_round2" and stages == ["train_classifier", "extract_cams"] and rounds == 2
-    # the first run wins a tie (PSL shares everything up to the walk with cam and with sec); no erasing, no rounds
-    source, stages, rounds = best_source(runs[:3], validate_config(merged(base, METHODS["psl"])))
-    assert source[1].name == "cam" and stages[-1] == "random_walk" and rounds == 0
-    # another erasing threshold mines other regions: nothing of a round is reused
-    other = validate_config(merged(base, {"adversarial_erasing": {"rounds": 3, "delta": 0.7}}))
-    assert best_source(runs, other)[2] == 0
-    assert best_source([], configs["cam"]) == (None, [], 0)
-    # the rounds' files are linked, round 1 having only its regions, and the row says which rounds were reused
-    source = tmp_path / "ae_round2" / "adversarial_erasing"
-    source.mkdir(parents=True)
-    for name in ("regions_round1.h5", "classifier_round2.h5", "cams_round2.h5", "regions_round2.h5"):
-        (source / name).write_bytes(name.encode())
-    linked = link_artifacts(tmp_path / "ae_round2", tmp_path / "ae_round3", round_artifacts(2))
-    assert sorted(linked) == sorted(f"adversarial_erasing/{n}" for n in ("regions_round1.h5", "classifier_round2.h5",
-                                                                          "cams_round2.h5", "regions_round2.h5"))
-    assert (tmp_path / "ae_round3" / "adversarial_erasing" / "cams_round2.h5").read_bytes() == b"cams_round2.h5"
-    # a rerun of the comparison finds them linked already and still reports them reused; a file of its own is not
-    (tmp_path / "ae_round3" / "adversarial_erasing" / "regions_round1.h5").unlink()
-    (tmp_path / "ae_round3" / "adversarial_erasing" / "regions_round1.h5").write_bytes(b"regions_round1.h5")
-    again = link_artifacts(tmp_path / "ae_round2", tmp_path / "ae_round3", round_artifacts(2))
-    assert sorted(again) == sorted(n for n in linked if "regions_round1" not in n)
-    row = method_row("ae_round3", tmp_path / "ae_round3", ["train_classifier", "extract_cams"], 1, [1, 2])
-    assert row["reused_rounds"] == [1, 2] and row["seconds"]["adversarial_erasing"] == "reused"
-    logs = tmp_path / "ae_round3" / "logs"
-    logs.mkdir()
-    (logs / "ae_train_classifier_round3.log").write_text("... stage took 30.5 s, peak memory 1 MiB\n")
-    (logs / "mine_regions_round3.log").write_text("... stage took 1.5 s, peak memory 1 MiB\n")
-    assert method_row("ae_round3", tmp_path / "ae_round3", [], 1, [1, 2])["seconds"]["adversarial_erasing"] == 32.0
+def test_adversarial_erasing_rounds_are_made_once_by_the_first_run_that_has_them():
+    runs = runs_of("ae_round2", "ae_round3", "ae_psl")
+    owners = stage_owners(runs)
+    assert [round_owner(runs, "tiny-ae_round3", r) for r in (1, 2, 3)] == ["tiny-ae_round2"] * 2 + ["tiny-ae_round3"]
+    # AE-PSL: its rounds, affinity labels, AffinityNet and walk are ae_round3's; only segmentation differs
+    assert [round_owner(runs, "tiny-ae_psl", r) for r in (1, 2, 3)] == ["tiny-ae_round2"] * 2 + ["tiny-ae_round3"]
+    assert held_by(owners, "tiny-ae_psl") == ["tiny"] * 2 + ["tiny-ae_round3"] * 3 + ["tiny-ae_psl"] * 2
+    # the other order: ae_round3 first makes all three, ae_round2 takes its first two
+    runs = runs_of("ae_round3", "ae_round2")
+    assert [round_owner(runs, "tiny-ae_round2", r) for r in (1, 2)] == ["tiny-ae_round3"] * 2
+    # another erasing threshold mines other regions: no round is shared
+    tiny = yaml.safe_load(TINY.read_text())
+    runs = {"x": validate_config(merged(tiny, {"run_name": "x", "adversarial_erasing": {"rounds": 3}})),
+            "y": validate_config(merged(tiny, {"run_name": "y", "adversarial_erasing": {"rounds": 2, "delta": 0.7}}))}
+    assert runs["x"]["adversarial_erasing"]["delta"] != 0.7
+    assert [round_owner(runs, "y", r) for r in (1, 2)] == ["y"] * 2
+    runs["y"]["adversarial_erasing"]["delta"] = runs["x"]["adversarial_erasing"]["delta"]
+    assert [round_owner(runs, "y", r) for r in (1, 2)] == ["x"] * 2
 
 
-def test_a_linked_artifact_takes_over_its_source_s_snakemake_record_and_a_stale_one_goes(tmp_path):
-    source, target = tmp_path / "results" / "a", tmp_path / "results" / "a-gradcam"
-    record = {"rule": "extract_cams", "input": ["data/train.txt", "results/a/classifier.weights.h5"],
-              "log": ["results/a/logs/extract_cams.log"], "params": ["'{\"scales\": [1.0]}'", "'a'"],
-              "input_checksums": {"data/train.txt": "sha256:00"}}
-    snakemake_record(tmp_path, source / "cams_train.h5").parent.mkdir(parents=True)
-    snakemake_record(tmp_path, source / "cams_train.h5").write_text(json.dumps(record))
-    assert snakemake_record(tmp_path, source / "cams_train.h5").name == "cmVzdWx0cy9hL2NhbXNfdHJhaW4uaDU="
-    for name in ("cams_train.h5", "classifier.weights.h5"):
-        source.mkdir(parents=True, exist_ok=True)
-        (source / name).write_bytes(name.encode())
-    # an earlier run of the target's name left a record for the classifier; the source has none for it
-    snakemake_record(tmp_path, target / "classifier.weights.h5").write_text(json.dumps({"params": ["'old'"]}))
-    assert link_artifacts(source, target, ["cams_train.h5", "classifier.weights.h5"], tmp_path) == [
-        "cams_train.h5", "classifier.weights.h5"]
-    adopted = json.loads(snakemake_record(tmp_path, target / "cams_train.h5").read_text())
-    assert adopted == {**record, "input": ["data/train.txt", "results/a-gradcam/classifier.weights.h5"],
-                       "log": ["results/a-gradcam/logs/extract_cams.log"], "params": [record["params"][0], "'a-gradcam'"]}
-    assert not snakemake_record(tmp_path, target / "classifier.weights.h5").exists()
-    assert snakemake_record(tmp_path, tmp_path / ("x" * 300)).parent.name.startswith("@")  # Snakemake's long names
+def test_an_unknown_method_is_named_with_its_key():
+    with pytest.raises(ConfigError, match=r"compare.methods.*'grad_cam'.*gradcam"):
+        runs_of("cam", "grad_cam")
+    assert list(comparison_runs(validate_config(yaml.safe_load(TINY.read_text())))) == ["tiny"]  # the run alone
+
+
+def write_run(results, run, logs=(), miou=50.0):
+    folder = results / run
+    (folder / "logs").mkdir(parents=True)
+    for name, seconds in logs:
+        (folder / "logs" / f"{name}.log").write_text(f"... stage took {seconds} s, peak memory 1 MiB\n")
+    summary = {part: {"miou": miou, "iou": {"kite": miou}} for part in ("cam", "rw", "seg")}
+    summary["health"] = {"warnings": [{"message": f"{run} warns"}]}
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_table_gives_each_stage_s_time_once_and_names_the_method_it_was_computed_for(tmp_path):
+    write_run(tmp_path, "a", [(s, 10.0) for s in STAGE_NAMES], miou=50.0)
+    write_run(tmp_path, "a-gradcam", [(s, 2.0) for s in STAGE_NAMES[1:]], miou=40.0)
+    write_run(tmp_path, "a-ae_round2", [("mine_regions_round1", 1.0), ("mine_regions_round2", 1.5),
+                                        ("ae_train_classifier_round2", 30.0), ("ae_extract_cams_round2", 3.0)]
+              + [(s, 4.0) for s in STAGE_NAMES[2:]])
+    write_run(tmp_path, "a-ae_round3", [("mine_regions_round3", 2.0), ("ae_train_classifier_round3", 20.0),
+                                        ("ae_extract_cams_round3", 3.0)] + [(s, 5.0) for s in STAGE_NAMES[2:]])
+    rows = [{"method": "cam", "run": "a-cam", "stages": dict.fromkeys(STAGE_NAMES, "a"), "rounds": {}},
+            {"method": "gradcam", "run": "a-gradcam", "rounds": {},
+             "stages": {"train_classifier": "a", **dict.fromkeys(STAGE_NAMES[1:], "a-gradcam")}},
+            {"method": "ae_round2", "run": "a-ae_round2", "rounds": {"1": "a-ae_round2", "2": "a-ae_round2"},
+             "stages": {**dict.fromkeys(STAGE_NAMES[:2], "a"), **dict.fromkeys(STAGE_NAMES[2:], "a-ae_round2")}},
+            {"method": "ae_round3", "run": "a-ae_round3",
+             "rounds": {"1": "a-ae_round2", "2": "a-ae_round2", "3": "a-ae_round3"},
+             "stages": {**dict.fromkeys(STAGE_NAMES[:2], "a"), **dict.fromkeys(STAGE_NAMES[2:], "a-ae_round3")}}]
+    out = method_rows(rows, tmp_path)
+    assert [r["run"] for r in out] == ["a", "a-gradcam", "a-ae_round2", "a-ae_round3"]
+    assert out[0]["seconds"] == dict.fromkeys(STAGE_NAMES, 10.0)
+    assert out[1]["seconds"]["train_classifier"] == "= cam" and out[1]["seconds"]["extract_cams"] == 2.0
+    assert out[1]["cam"] == 40.0 and out[1]["warnings"] == ["a-gradcam warns"]
+    assert out[2]["seconds"]["adversarial_erasing"] == 1.0 + 1.5 + 30.0 + 3.0
+    assert out[3]["seconds"]["adversarial_erasing"] == 2.0 + 20.0 + 3.0  # rounds 1 and 2 are ae_round2's
+    assert out[3]["seconds"]["extract_cams"] == "= cam"
+    table = markdown(out, ["background", "kite"], "tiny")
+    assert "| gradcam | 40.0 | 40.0 | 40.0 | - |" in table and "= cam" in table
+    assert "| method | train_classifier | extract_cams | adversarial_erasing | make_affinity_labels |" in table
+    rows[3]["rounds"] = {"1": "a-ae_round2", "2": "a-ae_round2"}  # every round an earlier method's
+    assert method_rows(rows, tmp_path)[3]["seconds"]["adversarial_erasing"] == "= ae_round2"
 
 
 def test_the_comparison_bars_are_each_methods_miou_and_a_failed_method_has_none():

@@ -111,8 +111,8 @@ def test_class_0_must_be_the_background_by_name():
 
 
 def test_the_methods_are_listed_once_in_the_schema_and_derived_elsewhere():
-    from wsss_steps.compare import METHODS
     from wsss_steps.config import method_blocks, method_choices
+    from wsss_steps.runs import comparison_methods
     from wsss_steps.evaluate import SEG_ROWS
     from wsss_steps.train_classifier import LOSSES as CLASSIFIER_LOSSES
     from wsss_steps.train_segmentation import LOSSES as SEGMENTATION_LOSSES
@@ -122,7 +122,7 @@ def test_the_methods_are_listed_once_in_the_schema_and_derived_elsewhere():
     assert choices["segmentation"][0] == "random_walk"
     assert set(CLASSIFIER_LOSSES) == set(choices["classifier"])
     assert set(SEGMENTATION_LOSSES) == set(SEG_ROWS) == set(choices["segmentation"])
-    assert {m for methods in choices.values() for m in methods} <= set(METHODS) | {"random_walk"}
+    assert {m for methods in choices.values() for m in methods} <= set(comparison_methods()) | {"random_walk"}
     assert method_blocks()["classifier"] == ("hide_and_seek", "puzzle_cam", "acol", "eps")
 
 

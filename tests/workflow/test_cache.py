@@ -47,11 +47,14 @@ def test_two_runs_identical_arrays_and_the_second_workdir_recomputes_nothing_cac
     assert proc.stdout.count("from cache") >= len(CACHED)
     assert (second / "results" / "tiny" / "summary.json").is_file()
 
-    # a changed parameter misses the cache for its stage and what follows, nothing before it
+    # a changed parameter misses the cache for its stage and what follows, nothing before it; the run's name is not
+    # part of the key (regression: the checkpoint path in params held the run folder, so another run name trained
+    # the classifier again)
     third = tmp_path / "third"
     third.mkdir()
-    config = write_config(tmp_path / "beta.yaml", random_walk={"beta": 6})
+    config = write_config(tmp_path / "beta.yaml", random_walk={"beta": 6}, run_name="other")
     _cached_run(third, cache, configfiles=(config,))
-    ran = {p.stem for p in (third / "results" / "tiny" / "logs").glob("*.log") if p.stat().st_size > 0}
+    ran = {p.stem for p in (third / "results" / "other" / "logs").glob("*.log") if p.stat().st_size > 0}
+    assert (third / "results" / "other" / "classifier.weights.h5").is_file()
     assert {"random_walk", "train_segmentation", "evaluate"} <= ran
     assert not ran & {"train_classifier", "extract_cams", "make_affinity_labels", "train_affinity"}
