@@ -34,7 +34,7 @@ import yaml
 from PIL import Image
 
 from wsss_steps import make_affinity_labels
-from wsss_steps.artifacts import open_store, put_array, write_store
+from wsss_steps.lib.artifacts import open_store, put_array, write_store
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ["background"] + [f"class{i}" for i in range(1, 21)]

@@ -5,7 +5,7 @@ Writes N synthetic CAM sets of PASCAL VOC sizes (500 x 375, 375 x 500, 333 x 500
 bilinearly upsampled, ReLU'd and divided by its maximum per class, as ``normalize_cam`` does)
 into a temporary directory twice:
 
-* store: one HDF5 file through ``wsss_steps.artifacts.write_store`` + ``put_array``, float16 (K, H, W)
+* store: one HDF5 file through ``wsss_steps.lib.artifacts.write_store`` + ``put_array``, float16 (K, H, W)
   per image with its classes as an attribute - exactly how ``wsss_steps/extract_cams.py`` stores
   CAMs (chunked, gzip level 4 with the shuffle filter);
 * npy: one ``np.save``'d float32 (K, H, W) array per image, as psa's ``infer_cls.py`` saves its
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from wsss_steps.data.loader import StoreDataset
-from wsss_steps.artifacts import open_store, put_array, read_array, write_store
+from wsss_steps.lib.artifacts import open_store, put_array, read_array, write_store
 
 VOC_SIZES = [(500, 375), (375, 500), (333, 500), (500, 333), (500, 500)]
 VOC_WEIGHTS = [0.55, 0.25, 0.1, 0.05, 0.05]

@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wsss_steps.artifacts import put_array, write_store  # noqa: E402
+from wsss_steps.lib.artifacts import put_array, write_store  # noqa: E402
 from wsss_steps.data.label_png import load_label_png  # noqa: E402
 from wsss_steps.data.synthetic import generate  # noqa: E402
 

@@ -3,7 +3,7 @@
 # values. Every stage's hyperparameters reach its rule as `params`, so changing one reruns exactly the stages that
 # use it.
 #
-# One workflow holds several runs (wsss_steps/runs.py): the run of the config (run_name) and, for the `compare`
+# One workflow holds several runs (wsss_steps/lib/runs.py): the run of the config (run_name) and, for the `compare`
 # target, one run per method of compare.methods. The stage rules are written once with the run as the wildcard
 # {run}; a stage two runs share (same settings for it and every stage before it) is computed once, in the folder
 # of the first run that has those settings (OWNERS), and the later run's next stage reads it from there. The
@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from wsss_steps.code_key import stage_code
-from wsss_steps.config import ConfigError, method_blocks, validate_config
+from wsss_steps.lib.code_key import stage_code
+from wsss_steps.lib.config import ConfigError, method_blocks, validate_config
 from wsss_steps.data.manifest import write_manifests
 from wsss_steps.sweep import cam_point_names, cam_point_settings, point_names, point_settings
-from wsss_steps.runs import check_run_matches, comparison_runs, round_owner, stage_owners
+from wsss_steps.lib.runs import check_run_matches, comparison_runs, round_owner, stage_owners
 
 validate_config(config)  # also fills in the schema's defaults
 
@@ -105,7 +105,7 @@ def stage_shell(stage, args, gpu=True, processes=1):
     )
 
 
-# Data-parallel processes (and GPUs) per training job: training_gpus, absent = 1 (wsss_steps/distributed.py).
+# Data-parallel processes (and GPUs) per training job: training_gpus, absent = 1 (wsss_steps/lib/distributed.py).
 TRAINING_GPUS = config.get("training_gpus", 1)
 
 

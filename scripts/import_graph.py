@@ -3,9 +3,9 @@
     python scripts/import_graph.py [PACKAGE_DIR]      (default: wsss_steps next to this script)
 
 Reads the modules' source with `ast` (nothing is imported or run). A stage is a module run as
-`python -m wsss_steps.<stage>` that the workflow's rules call; tools (diagnose, inspect_artifact,
-gpu_slot) count as stages too, since they are entry points. Prints every import edge inside the
-package, the stage-to-stage edges, and the depth: the number of modules on the longest import chain.
+`python -m wsss_steps.<stage>`: every top-level module of the package (the shared code lives in its
+subpackages). Prints every import edge inside the package, the stage-to-stage edges, and the depth: the
+number of modules on the longest import chain.
 """
 
 from __future__ import annotations
@@ -15,10 +15,6 @@ import functools
 import sys
 from pathlib import Path
 
-ENTRY_POINTS = {"make_dataset", "train_classifier", "extract_cams", "make_affinity_labels", "train_affinity",
-                "random_walk", "train_segmentation", "evaluate", "diagnose", "inspect", "inspect_artifact",
-                "gpu_slot", "compare", "make_saliency", "make_coco", "mine_regions", "sweep", "figures", "predict",
-                "comparison_figures", "export"}
 
 
 def module_name(package: Path, path: Path) -> str:
@@ -64,8 +60,15 @@ def graph(package: Path) -> dict[str, set[str]]:
     return {name: imports_of(package, path, modules) for name, path in files.items()}
 
 
+def stages(edges: dict[str, set[str]]) -> set[str]:
+    """The stages: the package's top-level modules (not the package itself, not its subpackages)."""
+    packages = {m.split(".")[0] for m in edges if "." in m}
+    return {m for m in edges if m and "." not in m and m not in packages}
+
+
 def stage_edges(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
-    return sorted((a, b) for a, targets in edges.items() if a in ENTRY_POINTS for b in targets if b in ENTRY_POINTS)
+    top = stages(edges)
+    return sorted((a, b) for a, targets in edges.items() if a in top for b in targets if b in top)
 
 
 def longest_chain(edges: dict[str, set[str]]) -> list[str]:

@@ -1,7 +1,21 @@
 """wsss_steps: the stages of a weakly supervised semantic segmentation workflow.
 
-One module per stage (run any of them with ``python -m wsss_steps.<stage> --help``)
-plus the library code they share.
+Every module at this level is a command (``python -m wsss_steps.<command> --help``); in pipeline order:
+
+- make_dataset, make_coco: write the built-in dataset, or MS COCO converted to the VOC layout
+- make_saliency: saliency maps for EPS where the dataset has none
+- train_classifier, extract_cams: the CAM classifier and its multi-scale maps (HDF5)
+- mine_regions: adversarial erasing's mined regions, round by round
+- make_affinity_labels, train_affinity, random_walk: AffinityNet's labels, network and walk
+- train_segmentation, evaluate, figures: the segmentation network, the scores, the report's figures
+- compare, comparison_figures: a method comparison's table and bars
+- sweep: the walk's and the CAM scales' sweeps
+- predict, export: a trained run on new images, and its networks for use without this package
+- diagnose, inspect_artifact, gpu_slot: tools (the walk's diagnosis, an artifact's contents and checksums,
+  a GPU per job)
+
+What they share lives one level down: ``lib`` (settings, artifacts, logging, training loop, scoring, health
+checks), ``methods`` (each method's maths), ``nets`` (networks), ``data`` (datasets and loaders).
 """
 
 import sys as _sys

@@ -7,7 +7,7 @@ run of its own, all in one workflow, and this stage writes the table from their 
     python -m wsss_steps.compare --dataset JSON --rows JSON --json comparison.json --table comparison.md
 
 Each method runs as ``results/<run_name>-<method>/`` (the run's settings with the method's on top:
-``wsss_steps.runs.comparison_methods``); a stage whose settings, and those of every stage before it, a run shares
+``wsss_steps.lib.runs.comparison_methods``); a stage whose settings, and those of every stage before it, a run shares
 with an earlier one (the config's own run first, then the methods in order) is computed once, in the earlier
 run's folder, and read from there (Grad-CAM, which only changes how CAMs are read, trains no classifier of its
 own; ``ae_round3`` makes only round 3). Written: ``comparison.md`` and ``comparison.json`` in
@@ -23,10 +23,10 @@ import re
 import sys
 from pathlib import Path
 
-from .config import load_params
-from .files import atomic_path
-from .runs import STAGES
-from .runtime import base_parser, run_stage, start
+from .lib.config import load_params
+from .lib.files import atomic_path
+from .lib.runs import STAGES
+from .lib.runtime import base_parser, run_stage, start
 
 STAGE = "compare"
 STAGE_TIME = re.compile(r"stage took ([0-9.]+) s")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import ArtifactError
-from .files import atomic_path
-from .pages import markdown_page
-from .plotting import pyplot, save
-from .runtime import base_parser, run_stage, start
+from .lib.artifacts import ArtifactError
+from .lib.files import atomic_path
+from .lib.pages import markdown_page
+from .lib.plotting import pyplot, save
+from .lib.runtime import base_parser, run_stage, start
 
 STAGE = "comparison_figures"
 COLUMNS = (("cam", "CAM (train)"), ("rw", "CAM + RW (train)"), ("seg", "segmentation (val)"),

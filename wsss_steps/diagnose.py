@@ -15,15 +15,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .artifacts import LOCALISATION_STAGES, atomic_path, load_weights, open_store, read_array
-from .config import load_params, settings_arg
+from .lib.artifacts import LOCALISATION_STAGES, atomic_path, load_weights, open_store, read_array
+from .lib.config import load_params, settings_arg
 from .data.transforms import to_tensor
-from .log import progress
+from .lib.log import progress
 from .methods.affinitynet import full_offsets, neighbour_affinity
 from .methods.random_walk import check_background, check_walk_stride, features_at_stride, scores_at_stride, walk_labels
-from .metrics import confusion_matrix, mean_iou
+from .lib.metrics import confusion_matrix, mean_iou
 from .nets.affinity import build_affinity_net
-from .runtime import base_parser, run_stage, start
+from .lib.runtime import base_parser, run_stage, start
 
 
 def affinity_by_region(affinity: np.ndarray, labels: np.ndarray, radius: int, ignore: int = 255) -> dict:

@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import health
-from .artifacts import LOCALISATION_STAGES, RUN_PROVENANCE, atomic_path, open_store, read_array
-from .config import load_params, settings_arg
+from .lib import health
+from .lib.artifacts import LOCALISATION_STAGES, RUN_PROVENANCE, atomic_path, open_store, read_array
+from .lib.config import load_params, settings_arg
 from .data import VOCLayout
 from .data.label_png import voc_palette
 from .methods.cam import cam_labels
 from .methods.crf import crf_labels
-from .metrics import confusion_counts, confusion_matrix, confusion_ratio, score
-from .scoring import evaluate_cams
-from .log import progress, setup_logging
-from .runtime import base_parser, record_manifests, run_stage
+from .lib.metrics import confusion_counts, confusion_matrix, confusion_ratio, score
+from .lib.scoring import evaluate_cams
+from .lib.log import progress, setup_logging
+from .lib.runtime import base_parser, record_manifests, run_stage
 
 STAGE = "evaluate"
 

@@ -27,7 +27,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .log import command_parser
+from .lib.log import command_parser
 
 STAGE = "export"
 NETWORKS = ("segmentation", "classifier")
@@ -96,10 +96,10 @@ def main(argv=None):
 
     import torch
 
-    from .artifacts import file_sha256, open_store
+    from .lib.artifacts import file_sha256, open_store
     from .data.transforms import MEAN, STD
-    from .files import atomic_path
-    from .log import setup_logging
+    from .lib.files import atomic_path
+    from .lib.log import setup_logging
     from .nets.classifier import load_classifier
     from .nets.segmentation import load_segmentation_net
 

@@ -8,12 +8,12 @@ import sys
 
 import numpy as np
 
-from . import health
-from .artifacts import provenance, put_array, write_store
-from .config import load_params, settings_arg
+from .lib import health
+from .lib.artifacts import provenance, put_array, write_store
+from .lib.config import load_params, settings_arg
 from .data import VOCLayout
 from .data.transforms import to_tensor
-from .log import progress
+from .lib.log import progress
 from .methods.acol import acol_maps
 from .data.erased import stopped_round, with_regions
 from .methods.adversarial_erasing import erase_mined
@@ -23,7 +23,7 @@ from .methods.gradcam import gradcam_maps
 from .methods.hide_and_seek import mean_colour
 from .nets.backbones import computed_in
 from .nets.classifier import CAMNet, classifier_method, load_classifier
-from .runtime import base_parser, run_stage, start
+from .lib.runtime import base_parser, run_stage, start
 
 STAGE = "extract_cams"
 CAM_METHODS = ("cam", "gradcam")  # cams.method; absent means cam

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import describe, open_store, read_curve
-from .config import load_params
-from .files import atomic_path
-from .pages import PAGE_STYLE, markdown_page
-from .plotting import pyplot, save
-from .runtime import base_parser, run_stage, start
+from .lib.artifacts import describe, open_store, read_curve
+from .lib.config import load_params
+from .lib.files import atomic_path
+from .lib.pages import PAGE_STYLE, markdown_page
+from .lib.plotting import pyplot, save
+from .lib.runtime import base_parser, run_stage, start
 
 STAGE = "figures"
 ROWS = (("cam", "CAM"), ("rw", "CAM + RW"), ("seg", "segmentation"), ("seg_crf", "segmentation + CRF"))

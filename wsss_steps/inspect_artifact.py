@@ -12,8 +12,8 @@ import sys
 
 import h5py
 
-from .artifacts import ArtifactError, curve_csv, describe, open_store, rebuild_hint, verify_store
-from .log import command_parser
+from .lib.artifacts import ArtifactError, curve_csv, describe, open_store, rebuild_hint, verify_store
+from .lib.log import command_parser
 
 def main(argv=None):
     parser = command_parser("inspect_artifact", __doc__)

@@ -9,14 +9,14 @@ import sys
 
 import numpy as np
 
-from . import health
-from .artifacts import LOCALISATION_STAGES, open_store, provenance, put_array, read_array, write_store
-from .config import load_params, settings_arg
+from .lib import health
+from .lib.artifacts import LOCALISATION_STAGES, open_store, provenance, put_array, read_array, write_store
+from .lib.config import load_params, settings_arg
 from .data import VOCLayout
-from .log import progress, setup_logging
+from .lib.log import progress, setup_logging
 from .methods.affinitynet import affinity_labels
 from .methods.crf import dense_crf
-from .runtime import base_parser, record_manifests, run_stage
+from .lib.runtime import base_parser, record_manifests, run_stage
 
 STAGE = "make_affinity_labels"
 

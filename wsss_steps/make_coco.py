@@ -14,14 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-from .config import load_params
+from .lib.config import load_params
 from .data.coco import (MARKER, annotations_by_image, category_indices, check_classes, check_sources, class_names,
                         image_labels, refuse_foreign_root, semantic_mask)
 from .data.label_png import save_label_png
 from .data.synthetic import remove_generated
 from .data.voc import DatasetError
-from .log import command_parser, progress, setup_logging
-from .runtime import run_stage
+from .lib.log import command_parser, progress, setup_logging
+from .lib.runtime import run_stage
 
 
 def convert_split(tree: Path, annotation_file, image_folder, classes, ignore_index: int, log) -> dict[str, list[str]]:

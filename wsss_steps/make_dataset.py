@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sys
 
-from .config import load_params
+from .lib.config import load_params
 from .data.synthetic import NotOurs, generate, refuse_foreign_root
-from .log import command_parser, setup_logging
-from .runtime import run_stage
+from .lib.log import command_parser, setup_logging
+from .lib.runtime import run_stage
 
 
 def main(argv=None):

@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 from .data.voc import DatasetError
-from .log import progress
-from .runtime import base_parser, run_stage, start
+from .lib.log import progress
+from .lib.runtime import base_parser, run_stage, start
 
 STAGE = "make_saliency"
 METHODS = ("spectral_residual", "fine_grained")

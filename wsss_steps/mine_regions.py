@@ -12,13 +12,13 @@ import sys
 import h5py
 import numpy as np
 
-from . import health
-from .artifacts import open_store, provenance, put_array, read_array, write_store
-from .config import load_params, settings_arg
-from .log import progress
+from .lib import health
+from .lib.artifacts import open_store, provenance, put_array, read_array, write_store
+from .lib.config import load_params, settings_arg
+from .lib.log import progress
 from .methods.cam import cam_labels
 from .methods.adversarial_erasing import mined_region, round_succeeded, union_map
-from .runtime import base_parser, run_stage, start
+from .lib.runtime import base_parser, run_stage, start
 
 STAGE = "mine_regions"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .log import command_parser
+from .lib.log import command_parser
 
 STAGE = "predict"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -106,7 +106,7 @@ def main(argv=None):
         parser.error("argument --scales: scales must be positive")
     crf = None
     if args.crf is not None:
-        from .config import ConfigError, crf_settings
+        from .lib.config import ConfigError, crf_settings
 
         try:
             crf = crf_settings(args.crf)
@@ -117,12 +117,12 @@ def main(argv=None):
 
     from .data.label_png import save_label_png, voc_palette
     from .data.transforms import to_tensor
-    from .artifacts import file_sha256
-    from .files import atomic_path
-    from .log import progress, setup_logging
+    from .lib.artifacts import file_sha256
+    from .lib.files import atomic_path
+    from .lib.log import progress, setup_logging
     from .methods.crf import crf_labels
     from .nets.segmentation import load_segmentation_net, predict
-    from .runtime import resolve_device, set_threads
+    from .lib.runtime import resolve_device, set_threads
 
     setup_logging(args.log)
     set_threads(args.threads)

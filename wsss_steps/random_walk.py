@@ -9,17 +9,17 @@ from pathlib import Path
 
 import torch
 
-from . import health
-from .artifacts import LOCALISATION_STAGES, load_weights, open_store, provenance, put_array, read_array, write_store
-from .config import load_params, settings_arg
+from .lib import health
+from .lib.artifacts import LOCALISATION_STAGES, load_weights, open_store, provenance, put_array, read_array, write_store
+from .lib.config import load_params, settings_arg
 from .data.label_png import save_label_png
 from .data.transforms import to_tensor
-from .log import progress
+from .lib.log import progress
 from .methods.cam import cam_labels
 from .methods.random_walk import check_background, check_walk_stride, refine
 from .nets.affinity import build_affinity_net
 from .nets.backbones import computed_in
-from .runtime import base_parser, run_stage, start
+from .lib.runtime import base_parser, run_stage, start
 
 STAGE = "random_walk"
 

@@ -28,13 +28,13 @@ import sys
 
 import numpy as np
 
-from .artifacts import open_store, read_array
-from .files import atomic_path
-from .log import progress
-from .metrics import confusion_matrix, score
-from .plotting import pyplot, save
-from .runtime import base_parser, run_stage, start
-from .scoring import evaluate_cams
+from .lib.artifacts import open_store, read_array
+from .lib.files import atomic_path
+from .lib.log import progress
+from .lib.metrics import confusion_matrix, score
+from .lib.plotting import pyplot, save
+from .lib.runtime import base_parser, run_stage, start
+from .lib.scoring import evaluate_cams
 
 STAGE = "sweep"
 POINT = re.compile(r"^(?:beta(?P<beta>[0-9.]+)_t(?P<t>[0-9]+)|alpha(?P<alpha>[0-9.]+))$")

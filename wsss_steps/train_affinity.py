@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from .artifacts import provenance, save_weights
-from .config import load_params, settings_arg
+from .lib.artifacts import provenance, save_weights
+from .lib.config import load_params, settings_arg
 from .data.loader import CropDataset, StoreMaps
 from .methods.affinitynet import affinity_loss_fn
 from .nets.affinity import build_affinity_net
 from .nets.backbones import computed_in
 from .nets.classifier import load_classifier_backbone
-from .runtime import base_parser, loader_workers, run_stage, seed_everything, start
-from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
+from .lib.runtime import base_parser, loader_workers, run_stage, seed_everything, start
+from .lib.training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_affinity"
 

@@ -12,21 +12,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import health
-from .artifacts import provenance, save_weights
-from .config import ConfigError, load_params, settings_arg
+from .lib import health
+from .lib.artifacts import provenance, save_weights
+from .lib.config import ConfigError, load_params, settings_arg
 from .data import VOCLayout
 from .data.loader import CropDataset
 from .data.transforms import pad_to_stride, to_tensor
-from .log import progress
+from .lib.log import progress
 from .methods import acol, cam, eps, puzzle_cam
 from .data.erased import stopped_round, with_regions
 from .methods.adversarial_erasing import erase_mined
 from .methods.hide_and_seek import draw_patch_size, hidden_cells, hide, mean_colour
 from .nets.backbones import computed_in
 from .nets.classifier import build_classifier
-from .runtime import base_parser, loader_workers, run_stage, seed_everything, start
-from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
+from .lib.runtime import base_parser, loader_workers, run_stage, seed_everything, start
+from .lib.training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_classifier"
 # classifier.method -> its loss function's builder (methods/); Hide-and-Seek trains with plain CAM's loss on
@@ -144,7 +144,7 @@ class UntilLearnt:
 
 def write_skipped_round(out, regions, layout):
     """A weights file without weights for an adversarial-erasing round after the one at which erasing stopped."""
-    from .artifacts import write_store
+    from .lib.artifacts import write_store
 
     round_ = stopped_round(regions)
     attrs = provenance(STAGE, {}, None, [regions])

@@ -12,19 +12,19 @@ import sys
 import numpy as np
 import torch.nn.functional as F
 
-from . import health
-from .artifacts import provenance, put_array, save_weights, write_store
-from .config import load_params, settings_arg
+from .lib import health
+from .lib.artifacts import provenance, put_array, save_weights, write_store
+from .lib.config import load_params, settings_arg
 from .data.loader import CropDataset, StoreMaps
 from .data.transforms import to_tensor
-from .log import progress
+from .lib.log import progress
 from .methods import adversarial_erasing, sec
 from .nets.backbones import computed_in
 from .nets.classifier import load_classifier_backbone
 from .nets.segmentation import build_segmentation_net, predict
-from .faults import fault_point
-from .runtime import base_parser, loader_workers, run_stage, seed_everything, start
-from .training import discard_checkpoint, fit, make_optimizer, run_fingerprint
+from .lib.faults import fault_point
+from .lib.runtime import base_parser, loader_workers, run_stage, seed_everything, start
+from .lib.training import discard_checkpoint, fit, make_optimizer, run_fingerprint
 
 STAGE = "train_segmentation"
 

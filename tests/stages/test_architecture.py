@@ -13,11 +13,41 @@ from conftest import BIN, REPO, load_script
 import_graph = load_script("import_graph")
 
 
-def test_no_stage_imports_another_stage():
+def test_no_stage_imports_another_stage_and_the_top_level_holds_only_commands():
     edges = import_graph.graph(REPO / "wsss_steps")
-    stages = import_graph.ENTRY_POINTS & set(edges)
-    assert {"train_classifier", "extract_cams", "random_walk", "diagnose", "evaluate"} <= stages
+    stages = import_graph.stages(edges)
+    assert {"train_classifier", "extract_cams", "random_walk", "diagnose", "evaluate", "compare"} <= stages
     assert import_graph.stage_edges(edges) == []
+    # every top-level module is a command: it has a main and answers --help from its help text
+    for stage in stages:
+        text = (REPO / "wsss_steps" / f"{stage}.py").read_text()
+        assert "def main(" in text and 'if __name__ == "__main__":' in text, f"{stage} is not a command"
+        assert (REPO / "wsss_steps" / "help" / f"{stage}.txt").is_file(), stage
+    # the package docstring lists every command
+    doc = __import__("wsss_steps").__doc__
+    assert all(stage in doc for stage in stages), sorted(s for s in stages if s not in doc)
+
+
+def test_no_test_imports_a_method_from_a_stage():
+    """Tests import a method's functions from wsss_steps.methods, never through the stage that uses them."""
+    import ast
+
+    edges = import_graph.graph(REPO / "wsss_steps")
+    stages = import_graph.stages(edges)
+    method_names = set()
+    for module in edges:
+        if module.startswith("methods."):
+            tree = ast.parse((REPO / "wsss_steps" / (module.replace(".", "/") + ".py")).read_text())
+            method_names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    offenders = []
+    for path in (REPO / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("wsss_steps."):
+                target = node.module.split(".", 1)[1]
+                if target in stages:
+                    offenders += [f"{path.name}: {a.name} from {node.module}" for a in node.names
+                                  if a.name in method_names]
+    assert offenders == []
 
 
 def test_the_import_check_sees_a_stage_importing_a_stage(tmp_path):
@@ -40,7 +70,7 @@ def test_the_import_check_sees_a_stage_importing_a_stage(tmp_path):
 def test_methods_read_no_files_and_parse_no_arguments():
     for path in (REPO / "wsss_steps" / "methods").glob("*.py"):
         text = path.read_text()
-        for word in ("argparse", "h5py", "open(", "..artifacts", "..config"):
+        for word in ("argparse", "h5py", "open(", "..lib"):
             assert word not in text, f"{path.name} uses {word}: methods are pure functions"
 
 
@@ -66,7 +96,7 @@ def test_a_wheel_installed_outside_the_repository_validates_the_config_and_runs_
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     shutil.copy(REPO / "config.yaml", outside / "config.yaml")
-    check = ("import wsss_steps, wsss_steps.config as c; from pathlib import Path; "
+    check = ("import wsss_steps, wsss_steps.lib.config as c; from pathlib import Path; "
              "assert 'site-packages' in wsss_steps.__file__, wsss_steps.__file__; "
              "cfg = c.load_config('config.yaml'); print(cfg['classifier']['momentum'], c.SCHEMA_PATH.is_file())")
     proc = run([str(python), "-c", check], cwd=outside, env=env)

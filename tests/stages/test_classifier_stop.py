@@ -8,9 +8,10 @@ import h5py
 import pytest
 import torch
 
-from wsss_steps import health, train_classifier
+from wsss_steps import train_classifier
+from wsss_steps.lib import health
 from wsss_steps.data.synthetic import generate
-from wsss_steps.runtime import run_stage
+from wsss_steps.lib.runtime import run_stage
 
 CLASSES = ["background", "kite", "bug", "boat"]
 BOAT = CLASSES.index("boat") - 1  # its logit's column

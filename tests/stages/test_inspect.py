@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from wsss_steps.artifacts import provenance, put_array, write_store
+from wsss_steps.lib.artifacts import provenance, put_array, write_store
 
 
 def test_inspect_prints_stage_params_seed_version_and_input_checksums(tmp_path):

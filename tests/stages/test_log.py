@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from wsss_steps.log import PlainProgress
+from wsss_steps.lib.log import PlainProgress
 
 
 class Clock:

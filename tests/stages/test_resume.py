@@ -9,7 +9,7 @@ import sys
 import h5py
 import numpy as np
 
-from wsss_steps.artifacts import read_curve
+from wsss_steps.lib.artifacts import read_curve
 from wsss_steps.data.synthetic import generate
 
 CLASSES = ["background", "kite", "bug", "boat"]
@@ -73,7 +73,7 @@ def test_sigkill_during_classifier_training_then_rerun_gives_the_clean_runs_weig
 def test_a_checkpoint_made_with_other_settings_is_ignored(tmp_path):
     import torch
 
-    from wsss_steps.training import save_checkpoint
+    from wsss_steps.lib.training import save_checkpoint
 
     root = tmp_path / "data"
     generate(root, CLASSES, 64, 8, 2, seed=1)

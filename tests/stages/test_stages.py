@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from wsss_steps.data.loader import StoreDataset
-from wsss_steps.artifacts import (ArtifactError, load_weights, open_store, put_array, read_array, save_weights,
+from wsss_steps.lib.artifacts import (ArtifactError, load_weights, open_store, put_array, read_array, save_weights,
                            write_store)
 from wsss_steps.nets.backbones import TinyBackbone
 from wsss_steps.nets.classifier import CAMNet
-from wsss_steps.runtime import DeviceError, resolve_device
+from wsss_steps.lib.runtime import DeviceError, resolve_device
 
 STAGES = ["make_dataset", "train_classifier", "extract_cams", "make_affinity_labels", "train_affinity",
           "random_walk", "train_segmentation", "evaluate", "diagnose", "figures", "comparison_figures", "sweep"]

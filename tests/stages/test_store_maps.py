@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from wsss_steps.artifacts import ArtifactError, write_store
+from wsss_steps.lib.artifacts import ArtifactError, write_store
 from wsss_steps.data.label_png import load_label_png
 from wsss_steps.data.loader import StoreMaps
 from wsss_steps.data.synthetic import generate

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from wsss_steps.data.synthetic import generate
-from wsss_steps.runtime import loader_workers
+from wsss_steps.lib.runtime import loader_workers
 
 CLASSES = ["background", "kite", "bug", "boat"]
 

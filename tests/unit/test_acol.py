@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fake_voc import VOC_CLASSES, write_fake_voc
-from wsss_steps.artifacts import save_weights
+from wsss_steps.lib.artifacts import save_weights
 from wsss_steps.data import VOCLayout
 from wsss_steps.methods import acol
 from wsss_steps.methods.acol import acol_maps, erase, erased_region, fuse
@@ -94,5 +94,5 @@ def test_a_classifier_trained_with_acol_is_rebuilt_with_its_second_head(tmp_path
                  {"stage": "train_classifier", "params": "{}", "classes": list(VOC_CLASSES)})
     assert type(load_classifier(tmp_path / "plain.h5", backbone, VOC_CLASSES)) is CAMNet
     with pytest.raises(Exception, match="do not fit"):  # an ACoL file read as plain CAMNet would lose a head
-        from wsss_steps.artifacts import load_weights
+        from wsss_steps.lib.artifacts import load_weights
         load_weights(path, CAMNet(make_backbone("tiny", width=4), 20))

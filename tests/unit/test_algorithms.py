@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from wsss_steps import metrics
+from wsss_steps.lib import metrics
 from wsss_steps.methods import affinitynet
 from wsss_steps.methods import cam as cam_method
 from wsss_steps.methods import random_walk as rw

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from wsss_steps.code_key import PACKAGE, module_closure, stage_code
+from wsss_steps.lib.code_key import PACKAGE, module_closure, stage_code
 
 
 def _package(root: Path) -> Path:

@@ -10,8 +10,8 @@ import yaml
 
 from conftest import TINY
 from wsss_steps.compare import markdown, method_rows
-from wsss_steps.config import ConfigError, validate_config
-from wsss_steps.runs import comparison_runs, merged, round_owner, stage_owners
+from wsss_steps.lib.config import ConfigError, validate_config
+from wsss_steps.lib.runs import comparison_runs, merged, round_owner, stage_owners
 
 STAGE_NAMES = ["train_classifier", "extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
                "train_segmentation", "evaluate"]

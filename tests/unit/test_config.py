@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsss_steps.config import ConfigError, load_config, validate_config
+from wsss_steps.lib.config import ConfigError, load_config, validate_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,7 +99,7 @@ def test_the_run_name_defaults_to_dataset_and_preset(good):
 
 
 def test_class_0_must_be_the_background_by_name():
-    from wsss_steps.config import ConfigError, check_background_first, is_background_name
+    from wsss_steps.lib.config import ConfigError, check_background_first, is_background_name
 
     assert [is_background_name(n) for n in ("background", "_background_", "__background__", "Background", "bg",
                                             "back-ground", "horse", "backdrop")] == [True] * 6 + [False, False]
@@ -111,8 +111,8 @@ def test_class_0_must_be_the_background_by_name():
 
 
 def test_the_methods_are_listed_once_in_the_schema_and_derived_elsewhere():
-    from wsss_steps.config import method_blocks, method_choices
-    from wsss_steps.runs import comparison_methods
+    from wsss_steps.lib.config import method_blocks, method_choices
+    from wsss_steps.lib.runs import comparison_methods
     from wsss_steps.evaluate import SEG_ROWS
     from wsss_steps.train_classifier import LOSSES as CLASSIFIER_LOSSES
     from wsss_steps.train_segmentation import LOSSES as SEGMENTATION_LOSSES

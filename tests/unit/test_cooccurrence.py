@@ -11,11 +11,11 @@ import yaml
 from PIL import Image
 
 from conftest import TINY
-from wsss_steps.config import ConfigError, validate_config
+from wsss_steps.lib.config import ConfigError, validate_config
 from wsss_steps.data import VOCLayout
 from wsss_steps.data.synthetic import make_image
 from wsss_steps.data.voc import DatasetError
-from wsss_steps.metrics import confusion_counts, confusion_ratio
+from wsss_steps.lib.metrics import confusion_counts, confusion_ratio
 
 
 def test_confusion_ratio_counts_context_pixels_predicted_as_the_class_over_its_true_positives():

@@ -14,11 +14,11 @@ import h5py
 import numpy as np
 import torch
 
-from wsss_steps import health
+from wsss_steps.lib import health
 from wsss_steps.methods.affinitynet import full_offsets
 from wsss_steps.methods.random_walk import propagate, scores_at_stride, threshold_labels, walk_labels
 from wsss_steps.train_segmentation import prediction_health
-from wsss_steps.training import schedule
+from wsss_steps.lib.training import schedule
 
 
 

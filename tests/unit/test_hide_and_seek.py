@@ -59,7 +59,7 @@ def test_training_crops_are_hidden_with_the_training_sets_mean(tmp_path):
 
 
 def test_the_grid_size_is_drawn_per_image_from_the_official_set_and_0_hides_nothing():
-    from wsss_steps.config import section_defaults
+    from wsss_steps.lib.config import section_defaults
     from wsss_steps.methods.hide_and_seek import draw_patch_size
 
     # kkanshul/Hide-and-Seek hide_patch.py:15: grid_sizes=[0,16,32,44,56]; :21 grid_size = grid_sizes[random.randint(0,

@@ -7,13 +7,13 @@ import pytest
 import torch
 import torchvision
 
-from wsss_steps.artifacts import load_weights, save_weights
-from wsss_steps.config import ConfigError
+from wsss_steps.lib.artifacts import load_weights, save_weights
+from wsss_steps.lib.config import ConfigError
 from wsss_steps.nets.affinity import AffinityNet
 from wsss_steps.nets.backbones import ResNet50Backbone, WeightsError, backbone_from_config, make_backbone
 from wsss_steps.nets.classifier import CAMNet
 from wsss_steps.nets.segmentation import make_deeplabv3
-from wsss_steps.runs import check_run_matches
+from wsss_steps.lib.runs import check_run_matches
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "weights" / "resnet50_imagenet.pth"
 
@@ -117,8 +117,8 @@ def test_batch_norm_setting():
 
 
 def test_optimizer_takes_momentum_from_settings_and_gives_new_layers_ten_times_the_lr():
-    from wsss_steps.config import section_defaults
-    from wsss_steps.training import make_optimizer
+    from wsss_steps.lib.config import section_defaults
+    from wsss_steps.lib.training import make_optimizer
 
     old, new = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
     settings = section_defaults("classifier", {"lr": 0.01, "weight_decay": 0.0})  # momentum's default: the schema's

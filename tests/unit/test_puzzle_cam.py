@@ -56,7 +56,7 @@ def test_puzzle_loss_is_two_classifications_plus_the_weighted_reconstruction():
 
 def test_a_crop_size_whose_tiles_do_not_stitch_back_is_refused_by_name(tmp_path):
     from fake_voc import VOC_CLASSES, write_fake_voc
-    from wsss_steps.config import ConfigError
+    from wsss_steps.lib.config import ConfigError
     from wsss_steps.data import VOCLayout
     from wsss_steps.train_classifier import train
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from wsss_steps import random_walk as random_walk_stage
 from wsss_steps.methods import random_walk
-from wsss_steps.artifacts import open_store, put_array, read_array, save_weights, write_store
+from wsss_steps.lib.artifacts import open_store, put_array, read_array, save_weights, write_store
 from wsss_steps.nets.affinity import AffinityNet
 from wsss_steps.nets.backbones import TinyBackbone
 

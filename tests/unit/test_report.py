@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from wsss_steps.figures import smoothed, stage_settings
-from wsss_steps.pages import markdown_page
+from wsss_steps.lib.pages import markdown_page
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("training_curves.png", "cam_threshold_curve.png", "iou_per_class.png")

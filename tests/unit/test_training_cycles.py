@@ -4,7 +4,7 @@ whose first schedule is enough trains exactly as without the check; a resumed or
 import numpy as np
 import torch
 
-from wsss_steps.training import fit, make_optimizer
+from wsss_steps.lib.training import fit, make_optimizer
 
 
 class Points(torch.utils.data.Dataset):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from wsss_steps.training import fit, make_optimizer, poly_lr
+from wsss_steps.lib.training import fit, make_optimizer, poly_lr
 
 
 class Points(torch.utils.data.Dataset):

@@ -11,7 +11,7 @@ import torch
 
 from wsss_steps.data import DatasetError, VOCLayout
 from wsss_steps.methods.cam import multiscale_cam
-from wsss_steps.artifacts import ArtifactError, load_weights, save_weights
+from wsss_steps.lib.artifacts import ArtifactError, load_weights, save_weights
 from wsss_steps.data.label_png import save_label_png
 from wsss_steps.nets.classifier import build_classifier
 
@@ -179,7 +179,7 @@ def test_the_paper_preset_keeps_psa_s_settings():
 def test_every_preset_with_every_dataset_file_is_valid(preset, dataset):
     import yaml
 
-    from wsss_steps.config import validate_config
+    from wsss_steps.lib.config import validate_config
 
     preset_cfg, dataset_cfg = (yaml.safe_load(p.read_text()) for p in (preset, dataset))
     assert "dataset" not in preset_cfg and set(dataset_cfg) == {"dataset"}  # a preset is the same for every dataset
@@ -191,7 +191,7 @@ SHARED = REPO.parent / "shared" / "data"
 
 
 def test_a_store_made_for_another_class_list_or_dataset_is_refused(tmp_path):
-    from wsss_steps.artifacts import open_store, put_array, write_store
+    from wsss_steps.lib.artifacts import open_store, put_array, write_store
 
     path = tmp_path / "cams.h5"
     with write_store(path, {"stage": "extract_cams", "classes": ["background", "cat"], "dataset_root": "data/a"}) as s:

@@ -286,9 +286,9 @@ def test_a_full_disk_stops_the_stage_at_the_first_failed_write(small_disk):
     folder, limit = small_disk
     out = folder / "store.h5"
     script = ("import sys, numpy as np\n"
-              "from wsss_steps.artifacts import put_array, write_store\n"
-              "from wsss_steps.log import setup_logging\n"
-              "from wsss_steps.runtime import run_stage\n"
+              "from wsss_steps.lib.artifacts import put_array, write_store\n"
+              "from wsss_steps.lib.log import setup_logging\n"
+              "from wsss_steps.lib.runtime import run_stage\n"
               "def main(argv):\n"
               "    setup_logging(None)\n"
               "    with write_store(sys.argv[1], {'stage': 'extract_cams'}) as store:\n"

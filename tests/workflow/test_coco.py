@@ -20,11 +20,11 @@ from pycocotools import mask as mask_utils
 
 from conftest import REPO, TINY, planned_jobs, snakemake
 from wsss_steps import make_coco
-from wsss_steps.config import ConfigError, validate_config
+from wsss_steps.lib.config import ConfigError, validate_config
 from wsss_steps.data import VOCLayout
 from wsss_steps.data.coco import (MARKER, category_indices, check_classes, class_names, image_labels,
                                   semantic_mask)
-from wsss_steps.runtime import run_stage
+from wsss_steps.lib.runtime import run_stage
 
 CATEGORIES = [{"id": 90, "name": "kite", "supercategory": "outdoor"},
               {"id": 1, "name": "cat", "supercategory": "animal"},

@@ -1,4 +1,4 @@
-"""Data-parallel training (wsss_steps/distributed.py) on the CPU with gloo: two processes started by torchrun with
+"""Data-parallel training (wsss_steps/lib/distributed.py) on the CPU with gloo: two processes started by torchrun with
 the same global batch end with the weights of one process, and a training stage runs under torchrun with rank 0
 alone writing its outputs."""
 
@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from conftest import TINY, arrays
-from wsss_steps.distributed import ShareSampler
+from wsss_steps.lib.distributed import ShareSampler
 
 FIT = '''
 import sys
 import numpy as np
 import torch
 from torch import nn
-from wsss_steps.distributed import is_main
-from wsss_steps.training import fit
+from wsss_steps.lib.distributed import is_main
+from wsss_steps.lib.training import fit
 
 class Items(torch.utils.data.Dataset):
     """20 fixed images and targets; the epoch attribute is what fit sets."""

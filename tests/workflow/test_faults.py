@@ -1,7 +1,7 @@
 """Faults: nothing finished is thrown away, and the README's words after a stop finish the run.
 
 Each case runs the tiny workflow in a fresh folder, injects a fault (environment variables read by
-wsss_steps.runtime.fault_point), follows the README's "Resuming" steps literally and checks that the
+wsss_steps.lib.runtime.fault_point), follows the README's "Resuming" steps literally and checks that the
 run ends with exactly the figures and arrays of the uninterrupted tiny run, having redone only what
 the fault interrupted.
 """

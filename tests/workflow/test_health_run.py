@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from wsss_steps import health
+from wsss_steps.lib import health
 
 from test_entry_points import CONFIG, run, section, stage_command
 

@@ -50,7 +50,7 @@ def test_predicting_the_val_images_reproduces_the_pipeline_s_predictions(tiny_ru
     # --crf gives evaluate's "+ CRF" labels: the CRF of the pipeline's prediction, at evaluate.crf's defaults
     from PIL import Image
 
-    from wsss_steps.config import crf_settings
+    from wsss_steps.lib.config import crf_settings
     from wsss_steps.methods.crf import crf_labels
 
     refined = tmp_path / "crf"

@@ -140,7 +140,7 @@ def test_stages_run_with_the_interpreter_that_runs_snakemake(tiny_run, tmp_path)
 
 
 def test_tiny_config_is_the_documented_schema():
-    from wsss_steps.config import load_config
+    from wsss_steps.lib.config import load_config
 
     assert load_config(TINY)["run_name"] == "tiny"
 
@@ -181,7 +181,7 @@ def test_training_stages_record_their_loss_per_step_and_affinitynet_its_three_te
     import subprocess
     import sys
 
-    from wsss_steps.artifacts import read_curve
+    from wsss_steps.lib.artifacts import read_curve
 
     workdir, _ = tiny_run
     results = workdir / "results" / "tiny"

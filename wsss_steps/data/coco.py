@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..config import ConfigError
+from ..lib.config import ConfigError
 from .synthetic import NotOurs, owned_or_absent
 
 # Written first into every tree make_coco writes: it replaces only a folder that carries it.

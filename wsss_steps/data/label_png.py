@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..files import atomic_path
+from ..lib.files import atomic_path
 
 
 # VOC colour map: class index -> RGB, 255 -> light beige as in VOC's void.

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..artifacts import open_store, read_array
+from ..lib.artifacts import open_store, read_array
 from .transforms import multi_hot, random_scale_crop, to_tensor
 from .voc import VOCLayout
 

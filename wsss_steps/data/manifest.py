@@ -22,7 +22,7 @@ import json
 import os
 from pathlib import Path
 
-from ..files import atomic_path
+from ..lib.files import atomic_path
 
 MANIFESTS = ("images", "labels", "masks", "weights", "saliency")
 

@@ -34,7 +34,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ..log import progress
+from ..lib.log import progress
 from .label_png import save_label_png
 
 MARK_COLOURS = [(225, 25, 25), (245, 225, 20), (250, 250, 250), (230, 40, 225), (20, 230, 235), (255, 140, 0)]

@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 import numpy as np
 from PIL import Image
 
-from ..config import check_background_first
+from ..lib.config import check_background_first
 from .label_png import load_label_png
 
 # Characters that text editors and other tools put into list files without showing them (byte-order mark, zero-width

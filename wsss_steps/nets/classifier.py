@@ -7,7 +7,7 @@ import json
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..artifacts import load_weights, open_store
+from ..lib.artifacts import load_weights, open_store
 from .backbones import backbone_from_config, backbone_state
 
 

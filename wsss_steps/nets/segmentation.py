@@ -79,7 +79,7 @@ def load_segmentation_net(weights, device):
     (the backbone and head settings are read from the file)."""
     import json
 
-    from ..artifacts import load_weights, open_store
+    from ..lib.artifacts import load_weights, open_store
 
     with open_store(weights, "train_segmentation") as store:
         params = json.loads(store.attrs["params"])

@@ -132,7 +132,7 @@ def fit(model, dataset, loss_fn, optimizer, length: dict, batch_size: int, devic
     if processes == 1:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size,
                             num_workers=workers, generator=generator, pin_memory=pin)
-    else:  # torchrun: the same global batches everywhere, each process its share (wsss_steps/distributed.py)
+    else:  # torchrun: the same global batches everywhere, each process its share (wsss_steps/lib/distributed.py)
         start_group(device)
         shares = ShareSampler(len(dataset), batch_size, len(dataset) > batch_size, generator, rank, processes)
         loader = DataLoader(dataset, batch_sampler=shares, num_workers=workers, generator=generator, pin_memory=pin)

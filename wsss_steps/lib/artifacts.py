@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import torch
 
-from . import __version__
+from .. import __version__
 from .files import atomic_path, require_space, space_errno
 
 

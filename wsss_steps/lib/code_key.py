@@ -13,7 +13,7 @@ import functools
 import hashlib
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def _module_file(root: Path, parts: list[str]) -> Path | None:

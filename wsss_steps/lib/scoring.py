@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .artifacts import read_array
-from .data import VOCLayout
+from ..data import VOCLayout
 from .log import progress
-from .methods.cam import cam_labels
+from ..methods.cam import cam_labels
 from .metrics import confusion_matrix, mean_iou, score
 
 

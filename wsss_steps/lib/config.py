@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"  # installed with the package
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"  # installed with the package
 
 
 TRAINING_SECTIONS = ("classifier", "affinity", "segmentation")  # each gives epochs or steps

@@ -108,7 +108,7 @@ def first_paragraph(doc: str) -> str:
 def command_parser(prog: str, doc: str, **kwargs) -> argparse.ArgumentParser:
     """The argument parser of a command: ``python -m wsss_steps.<prog>``, the docstring's first paragraph as its
     description, and ``--version``."""
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(prog=f"python -m wsss_steps.{prog}", description=first_paragraph(doc), **kwargs)
     parser.add_argument("--version", action="version", version=f"wsss-steps {__version__}")

@@ -90,7 +90,7 @@ def base_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 def record_manifests(args):
     """Record the digest of the manifests given with --manifests in every artifact's provenance."""
     from .artifacts import RUN_PROVENANCE
-    from .data.manifest import manifest_digest
+    from ..data.manifest import manifest_digest
 
     if getattr(args, "manifests", None):
         RUN_PROVENANCE["dataset_manifest"] = manifest_digest(args.manifests)
@@ -99,7 +99,7 @@ def record_manifests(args):
 def start(parser: argparse.ArgumentParser, argv=None):
     """Parse a stage's arguments, set up logging, threads and device; return (args, log, device, layout)."""
     from .config import load_params
-    from .data.voc import VOCLayout
+    from ..data.voc import VOCLayout
     from .log import setup_logging
 
     args = parser.parse_args(argv)
@@ -118,11 +118,11 @@ def user_error_types() -> tuple:
     """The errors that name a file or key and what to do: shown as one line, without a traceback."""
     from .artifacts import ArtifactError
     from .config import ConfigError
-    from .data.voc import DatasetError
-    from .data.synthetic import NotOurs
+    from ..data.voc import DatasetError
+    from ..data.synthetic import NotOurs
     from .files import DiskFull
     from .health import HealthStop
-    from .nets.backbones import WeightsError
+    from ..nets.backbones import WeightsError
 
     return ArtifactError, ConfigError, DatasetError, DeviceError, DiskFull, HealthStop, NotOurs, WeightsError
 
