@@ -7,6 +7,7 @@ The page is built from the records alone, so a figure is written by this script 
     python scripts/results_page.py record results/synthetic --command "snakemake --cores 2" --wall-seconds 539
     python scripts/results_page.py build            # writes docs/results.md
     python scripts/results_page.py build --check    # exit 1 when docs/results.md is not what the records give
+    python scripts/results_page.py examples results/synthetic   # the recorded run's examples.png, for the README
 
 A record made on code that changed since is rerun (record again) or deleted; the page says at which commit each
 figure was measured.
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +132,21 @@ def build_page(records: list[dict]) -> str:
     return "\n".join(head + body).rstrip() + "\n"
 
 
+def copy_examples(run_dir, runs=RUNS) -> Path:
+    """The examples figure of a recorded run, ``<runs>/<run>-examples.png``: copied from the run's folder only when
+    that folder is the run recorded (its summary.json is the record's), so the picture shows the published figures."""
+    run_dir = Path(run_dir)
+    record = Path(runs) / f"{run_dir.name}.json"
+    if not record.is_file():
+        raise SystemExit(f"{record}: {run_dir.name} is not recorded; record the run first.")
+    if json.loads(record.read_text())["summary"] != json.loads((run_dir / "summary.json").read_text()):
+        raise SystemExit(f"{run_dir / 'summary.json'} is not the summary recorded in {record}; give the recorded run's "
+                         "folder, or record this run again.")
+    out = Path(runs) / f"{run_dir.name}-examples.png"
+    shutil.copyfile(run_dir / "examples.png", out)
+    return out
+
+
 def read_records(folder=RUNS) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*.json"))]
 
@@ -147,7 +164,13 @@ def main(argv=None) -> int:
     build.add_argument("--runs", default=str(RUNS))
     build.add_argument("--out", default=str(PAGE))
     build.add_argument("--check", action="store_true", help="only check that the page is what the records give")
+    examples = sub.add_parser("examples", help="copy a recorded run's examples.png to docs/runs/<run>-examples.png")
+    examples.add_argument("run_dir")
+    examples.add_argument("--runs", default=str(RUNS))
     args = parser.parse_args(argv)
+    if args.action == "examples":
+        print(f"wrote {copy_examples(args.run_dir, args.runs)}")
+        return 0
     if args.action == "record":
         made = make_record(args.run_dir, args.command, args.wall_seconds, args.note)
         out = Path(args.runs) / f"{made['run']}.json"

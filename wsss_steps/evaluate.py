@@ -157,6 +157,25 @@ def _heat(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
     return (0.5 * image + 0.5 * jet).astype(np.uint8)
 
 
+def spread_examples(images, n: int, first=()) -> list:
+    """``n`` image ids spread over the classes, deterministically: classes take turns (those in ``first``, e.g. the
+    health warnings' classes, then the rest in order), each taking its next image in list order not yet shown;
+    ``images`` is [(id, class indices)], images without a class are never shown."""
+    labelled = [(i, set(cs)) for i, cs in images if cs]
+    classes = list(dict.fromkeys([*first, *sorted({c for _, cs in labelled for c in cs})]))
+    shown, taken = [], set()
+    while len(shown) < min(n, len(labelled)):
+        before = len(shown)
+        for c in classes:
+            pick = next((i for i, cs in labelled if c in cs and i not in taken), None)
+            if pick is not None and len(shown) < n:
+                shown.append(pick)
+                taken.add(pick)
+        if len(shown) == before:
+            break
+    return shown
+
+
 def examples_figure(layout, ids, cams, labels, pseudo, preds) -> Image.Image:
     """Rows of image | ground truth | CAM | affinity labels | pseudo-label | prediction."""
     titles = ["image", "ground truth", "CAM", "affinity labels", "pseudo-label (RW)", "prediction"]
@@ -297,7 +316,10 @@ def main(argv=None):
         stores.update(extract_cams=dict(cams.attrs), make_affinity_labels=dict(labels.attrs),
                       random_walk=dict(pseudo.attrs), train_segmentation=dict(preds.attrs))
         summary["health"] = health_section(stores)
-        shown = [i for i in train_ids if len(cams[i].attrs["classes"])][: params["examples"]]
+        shown = spread_examples([(i, [int(c) for c in cams[i].attrs["classes"]]) for i in train_ids],
+                                params["examples"],
+                                [layout.classes.index(w["class"]) for w in summary["health"]["warnings"]
+                                 if w.get("class") in layout.classes])
         figure = None
         if shown and args.train_split in preds:
             figure = examples_figure(layout, shown, cams, labels, pseudo, preds[args.train_split])

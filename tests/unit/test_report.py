@@ -60,3 +60,16 @@ def test_the_legend_shows_each_class_colour_and_the_ignored_colour():
         assert tuple(palette[index]) in colours, index
     assert strip.shape[0] == 24  # one line at this width
     assert np.asarray(legend_strip(["background", "horse", "cat"], 255, 120)).shape[0] > 24  # wrapped
+
+
+def test_the_examples_are_spread_over_the_classes_warned_classes_first():
+    from wsss_steps.evaluate import spread_examples
+
+    # a list sorted by class (ids 0-3 horse = 1, 4-5 cat = 2, 6 dog = 3, 7 unlabelled): not the first three horses
+    images = [(f"h{i}", [1]) for i in range(4)] + [("c0", [2]), ("c1", [2]), ("d0", [3]), ("x", [])]
+    assert spread_examples(images, 3) == ["h0", "c0", "d0"]
+    assert spread_examples(images, 5) == ["h0", "c0", "d0", "h1", "c1"]
+    assert spread_examples(images, 4, first=[3]) == ["d0", "h0", "c0", "h1"]  # a warned class is shown first
+    # every labelled image once, never the unlabelled one
+    assert spread_examples(images, 20) == ["h0", "c0", "d0", "h1", "c1", "h2", "h3"]
+    assert spread_examples([("a", [1, 2]), ("b", [2])], 2) == ["a", "b"]  # an image counts for each of its classes

@@ -50,3 +50,29 @@ def test_the_configuration_reference_is_what_the_schema_gives():
     assert reference.main(["--check"]) == 0, "docs/config-reference.md is stale: run python scripts/config_reference.py"
     text = reference.PAGE.read_text()
     assert "| `affinity.feature_stride` |" in text and "| `classifier.puzzle_cam.alpha` |" in text
+
+
+def test_the_examples_figure_comes_only_from_the_run_recorded(tmp_path):
+    import pytest
+
+    page_script = load_script("results_page")
+    runs, run = tmp_path / "runs", tmp_path / "results" / "demo"
+    runs.mkdir()
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps(SUMMARY))
+    (run / "examples.png").write_bytes(b"\x89PNG demo")
+    with pytest.raises(SystemExit, match="not recorded"):
+        page_script.copy_examples(run, runs)
+    (runs / "demo.json").write_text(json.dumps({"run": "demo", "summary": {**SUMMARY, "cam": {"miou": 1.0}}}))
+    with pytest.raises(SystemExit, match="not the summary recorded"):  # another run of that name
+        page_script.copy_examples(run, runs)
+    (runs / "demo.json").write_text(json.dumps({"run": "demo", "summary": SUMMARY}))
+    assert page_script.copy_examples(run, runs).read_bytes() == b"\x89PNG demo"
+
+
+def test_the_readme_s_picture_is_a_recorded_run_s_examples_figure():
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (REPO / "README.md").read_text())
+    assert pictures, "the README shows no examples figure"
+    for picture in pictures:
+        match = re.fullmatch(r"docs/runs/(.+)-examples\.png", picture)
+        assert match and (REPO / picture).is_file() and (REPO / "docs" / "runs" / f"{match[1]}.json").is_file(), picture
