@@ -30,10 +30,23 @@ include: "rules/evaluate.smk"
 include: "rules/sweep.smk"
 
 
+# Rules a cluster profile runs on the submitting machine: they read finished artifacts and write small files.
+localrules:
+    all,
+    evaluate,
+    figures,
+    verify,
+    compare,
+    compare_table,
+    sweep_walk,
+    sweep_cams,
+
+
 # Every artifact of the run is a target too (the list `snakemake verify` checks): Snakemake does not rebuild a
 # missing intermediate file while the files made from it are present, so a stage output lost to a killed
 # `--forcerun` would otherwise leave "Nothing to be done" and a run without it.
 rule all:
+    """The whole pipeline of the run, every artifact, summary and figure."""
     default_target: True
     input:
         artifacts=rules.verify.input,

@@ -9,6 +9,7 @@ wildcard_constraints:
 
 
 rule ae_train_classifier:
+    """Adversarial erasing: a classifier trained with the earlier rounds' regions erased."""
     input:
         split=split_list(TRAIN),
         regions=ae_previous,
@@ -49,6 +50,7 @@ rule ae_train_classifier:
 
 
 rule ae_extract_cams:
+    """Adversarial erasing: a round's CAMs on the images with the earlier rounds' regions erased."""
     input:
         split=split_list(TRAIN),
         classifier=ae_file("classifier", "{round}"),
@@ -84,6 +86,7 @@ rule ae_extract_cams:
 
 
 rule mine_regions:
+    """Adversarial erasing: the regions a round mines, added to the union the later stages read."""
     input:
         cams=ae_cams,
         classifier=ae_classifier,

@@ -2,6 +2,7 @@
 
 
 rule make_affinity_labels:
+    """Confident foreground and background from the CAMs with the dense CRF; the rest neutral."""
     input:
         cams=localisation,
         images=manifest("images"),
@@ -30,6 +31,7 @@ rule make_affinity_labels:
 
 
 rule train_affinity:
+    """Train AffinityNet on the pairs of the affinity labels within the radius."""
     input:
         labels=owned("make_affinity_labels", f"affinity_labels_{TRAIN}.h5"),
         classifier=owned("train_classifier", "classifier.weights.h5"),
@@ -64,6 +66,7 @@ rule train_affinity:
 
 
 rule random_walk:
+    """Propagate the CAMs with AffinityNet's affinities: the pseudo-labels (random_walk section)."""
     input:
         cams=localisation,
         affinity=owned("train_affinity", "affinity.weights.h5"),

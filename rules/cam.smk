@@ -2,6 +2,7 @@
 
 
 rule make_saliency:
+    """Saliency maps for EPS where the dataset has none (classifier.eps.saliency)."""
     input:
         split=split_list(TRAIN),
         images=manifest("images"),
@@ -27,6 +28,7 @@ rule make_saliency:
 
 
 rule train_classifier:
+    """Train the CAM classifier on the image-level labels (classifier section)."""
     input:
         split=split_list(TRAIN),
         saliency=saliency_maps,
@@ -71,6 +73,7 @@ rule train_classifier:
 
 
 rule extract_cams:
+    """Multi-scale, flipped class activation maps of the training images (cams section)."""
     input:
         split=split_list(TRAIN),
         classifier=owned("train_classifier", "classifier.weights.h5"),

@@ -4,6 +4,7 @@
 if "generate" in DATASET:
 
     rule make_dataset:
+        """Write the built-in synthetic dataset (dataset.generate) in the VOC layout."""
         output:
             train=split_list(TRAIN),
             val=split_list(VAL),
@@ -20,6 +21,7 @@ if "generate" in DATASET:
 if "coco" in DATASET:
 
     rule make_coco:
+        """Convert MS COCO (dataset.coco) into the VOC layout: masks, labels and split lists."""
         input:
             train_annotations=DATASET["coco"]["train_annotations"],
             val_annotations=DATASET["coco"]["val_annotations"],

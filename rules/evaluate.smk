@@ -2,6 +2,7 @@
 
 
 rule evaluate:
+    """mIoU per class of CAM, CAM + RW and the segmentation network; summary, health and examples.png."""
     input:
         cams=localisation,
         labels=owned("make_affinity_labels", f"affinity_labels_{TRAIN}.h5"),
@@ -43,6 +44,7 @@ rule evaluate:
 
 # Figures for the report, from finished artifacts only: training curves, CAM threshold curve, IoU per class.
 rule figures:
+    """The report's figures: training curves, CAM threshold curve, IoU per class, summary and provenance."""
     input:
         summary=owned("evaluate", "summary.json"),
         table=owned("evaluate", "summary.md"),
@@ -89,6 +91,7 @@ rule figures:
 # tabulates them in results/<run_name>-compare/; `snakemake --report report.html compare` puts the table and bars
 # into Snakemake's report.
 rule compare_table:
+    """The method comparison's table from every method's run (compare.methods)."""
     input:
         summaries=compare_runs("summary.json"),
         figures=compare_runs("provenance.html"),
@@ -111,6 +114,7 @@ rule compare_table:
 
 
 rule compare:
+    """The method comparison: every method of compare.methods as a run, its table and mIoU bars."""
     input:
         comparison=rules.compare_table.output.comparison,
         table=rules.compare_table.output.table,
@@ -143,6 +147,7 @@ rule compare:
 # Not part of `all`: `snakemake diagnose` (or the file) when CAM+RW does not beat CAM. Scores the
 # learned affinities against the masks and runs the walk with them and with an oracle affinity.
 rule diagnose:
+    """When CAM + RW does not beat CAM: AffinityNet's affinities scored against the masks."""
     input:
         cams=localisation(BASE),
         affinity=artifact("affinity.weights.h5", RUN),
@@ -178,6 +183,7 @@ rule diagnose:
 # recorded when it was written (even when its modification time did not change) and names, for a
 # broken one, the `snakemake --forcerun <rule>` that rebuilds it and what is made from it.
 rule verify:
+    """Check every HDF5 artifact of the run against the checksums recorded when it was written."""
     input:
         [
             artifact(name, RUN)

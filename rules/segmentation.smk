@@ -2,6 +2,7 @@
 
 
 rule train_segmentation:
+    """Train DeepLabV3 on the pseudo-labels; its predictions on val and train."""
     input:
         # SEC trains from the affinity labels' confident pixels (seeds) instead of the walk's labels
         pseudo=segmentation_pseudo_labels,
@@ -43,6 +44,7 @@ rule train_segmentation:
 
 # Segment new images with the trained network: snakemake predict --config predict='{images: DIR, out: DIR}'.
 rule predict:
+    """Segment a folder of new images with the run's network (--config predict='{images: DIR, out: DIR}')."""
     input:
         weights=predict_weights,
     output:
@@ -74,6 +76,7 @@ rule predict:
 # `snakemake export`: the segmentation network and the classifier as TorchScript (normalisation inside), state
 # dicts and JSON, for use without this package (wsss_steps/export.py).
 rule export:
+    """The run's networks as TorchScript, state dicts and JSON, for use without this package."""
     input:
         segmentation=artifact("segmentation.weights.h5", RUN),
         classifier=artifact("classifier.weights.h5", RUN),

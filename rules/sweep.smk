@@ -9,6 +9,7 @@ wildcard_constraints:
 
 
 rule sweep_walk_point:
+    """One point of the walk's sweep: the pseudo-labels at that beta and t, or alpha."""
     input:
         cams=localisation(BASE),
         affinity=artifact("affinity.weights.h5", RUN),
@@ -40,6 +41,7 @@ rule sweep_walk_point:
 
 
 rule score_sweep_point:
+    """Score one point of the walk's sweep."""
     input:
         labels=artifact("sweep/walk/{point}.h5", RUN),
         masks=manifest("masks"),
@@ -62,6 +64,7 @@ rule score_sweep_point:
 
 
 rule sweep_walk:
+    """The walk's sweep over beta x t and alpha (the paper's Fig. 8): CSV and plot."""
     input:
         points=expand(artifact("sweep/walk/{point}.json", RUN), point=point_names(config["sweep"])),
     output:
@@ -82,6 +85,7 @@ rule sweep_walk:
 
 
 rule sweep_cams_point:
+    """One point of the CAM scales' sweep: the CAMs at that set of scales."""
     input:
         split=split_list(TRAIN),
         classifier=artifact("classifier.weights.h5", RUN),
@@ -112,6 +116,7 @@ rule sweep_cams_point:
 
 
 rule score_cams_point:
+    """Score one point of the CAM scales' sweep at every background threshold."""
     input:
         cams=artifact("sweep/cams/{cpoint}.h5", RUN),
         masks=manifest("masks"),
@@ -136,6 +141,7 @@ rule score_cams_point:
 
 
 rule sweep_cams:
+    """The CAM scales' sweep: CSV and plot."""
     input:
         points=expand(artifact("sweep/cams/{cpoint}.json", RUN), cpoint=cam_point_names(config["sweep"])),
     output:

@@ -25,7 +25,8 @@ INSTALL_TIMEOUT_S = 900
 START_TIMEOUT_S = 300
 WORKFLOW_TIMEOUT_S = 2400
 GPU_RULES = {"train_classifier", "extract_cams", "train_affinity", "random_walk", "train_segmentation"}
-CPU_RULES = {"make_dataset", "make_affinity_labels", "evaluate", "figures"}
+CPU_RULES = {"make_dataset", "make_affinity_labels"}
+LOCAL_RULES = {"evaluate", "figures", "all"}  # localrules: they run on the submitting machine, not through sbatch
 
 
 slurm_cluster = load_script("slurm_cluster")
@@ -134,11 +135,12 @@ def test_tiny_pipeline_runs_through_slurm_one_gpu_per_job(cluster, tmp_path, cap
     assert proc.returncode == 0, f"snakemake --profile profiles/slurm failed:\n{proc.stdout[-6000:]}\n" \
                                  f"{cluster.log_tails()}"
 
-    # Every job of the DAG was submitted with sbatch (the plugin says so, and SLURM knows it).
+    # Every job of the DAG but the localrules was submitted with sbatch (the plugin says so, and SLURM knows it).
     submitted = {}
     for match in re.finditer(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", proc.stdout):
         submitted[match.group(2)] = match.group(1)
     assert set(submitted) == GPU_RULES | CPU_RULES, proc.stdout[-4000:]
+    assert not LOCAL_RULES & set(submitted)  # and those are not among them
     queue = cluster.client("squeue", "--states=all", "-h", "-o", "%i|%k|%N|%T")
     assert queue.returncode == 0, queue.stderr
     known = {}
