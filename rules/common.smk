@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)
 
 from wsss_steps.lib.code_key import stage_code
-from wsss_steps.lib.config import ConfigError, method_blocks, validate_config
+from wsss_steps.lib.config import DATASET_WRITERS, ConfigError, method_blocks, validate_config
 from wsss_steps.data.manifest import write_manifests
 from wsss_steps.sweep import cam_point_names, cam_point_settings, point_names, point_settings
 from wsss_steps.lib.runs import check_run_matches, comparison_runs, round_owner, stage_owners
@@ -94,7 +94,7 @@ def stage_shell(stage, args, gpu=True, processes=1):
     """The shell command of a rule: `python -m wsss_steps.<stage> <args>` with its output in {log}; a GPU
     stage runs under wsss_steps.gpu_slot, which gives the job a GPU of its own (``processes`` GPUs, one per
     data-parallel process that torchrun starts, when more than one)."""
-    if MANIFESTS and stage not in ("make_dataset", "make_coco", "predict", "export"):
+    if MANIFESTS and stage not in (*DATASET_WRITERS.values(), "predict", "export"):
         args += " --manifests " + " ".join(str(path) for path in MANIFESTS.values())
     if processes == 1:
         slot = "python3 -m wsss_steps.gpu_slot -- " if gpu else ""
@@ -114,20 +114,20 @@ for _run in RUNS:
 
 # A dataset on disk is checked for its folders and split lists before any job is planned; the
 # images, labels and masks themselves are checked by train_classifier before it trains. A dataset the
-# workflow writes (generate, coco) may not exist yet: only a root holding someone else's files stops it.
-if "generate" in DATASET or "coco" in DATASET:
+# workflow writes (generate, coco, oxford_pet) may not exist yet: only a root holding someone else's files stops it.
+WRITER = next((key for key in DATASET_WRITERS if key in DATASET), None)  # the dataset block the workflow writes from
+if WRITER:
+    import importlib
+
     from wsss_steps.data.synthetic import NotOurs
 
-    _writer = "coco" if "coco" in DATASET else "generate"
-    if _writer == "coco":
-        from wsss_steps.data.coco import refuse_foreign_root
-    else:
-        from wsss_steps.data.synthetic import refuse_foreign_root
+    _module = {"generate": "synthetic", "coco": "coco", "oxford_pet": "oxford_pet"}[WRITER]
+    refuse_foreign_root = importlib.import_module(f"wsss_steps.data.{_module}").refuse_foreign_root
 
     try:
         refuse_foreign_root(DATASET["root"])
     except NotOurs as exc:
-        raise ConfigError(f"config key 'dataset.{_writer}': {exc}") from None
+        raise ConfigError(f"config key 'dataset.{WRITER}': {exc}") from None
 else:
     from wsss_steps.data import VOCLayout
 
@@ -147,7 +147,7 @@ else:
 
 # What the stages read of the dataset and the backbone weights, as content manifests (wsss_steps/data/manifest.py):
 # rewritten only when their content changes, so a rule that declares one reruns when what it reads changed and a
-# touched file reruns nothing. A dataset the workflow writes itself (generate, coco) has none: its split lists are
+# touched file reruns nothing. A dataset the workflow writes itself (generate, coco, oxford_pet) has none: its split lists are
 # the outputs of the rule that writes it.
 MANIFEST_DIR = f"results/manifests/{DATASET['name']}-{hashlib.sha256(str(Path(DATASET['root']).resolve()).encode()).hexdigest()[:8]}"
 
@@ -168,7 +168,7 @@ def weights_file(weights):
 
 
 WEIGHTS_FILE = weights_file(config["backbone"].get("weights"))
-if "generate" in DATASET or "coco" in DATASET:
+if WRITER:
     MANIFESTS = write_manifests(MANIFEST_DIR, None, (), WEIGHTS_FILE) if WEIGHTS_FILE else {}
 else:
     MANIFESTS = write_manifests(
@@ -212,9 +212,9 @@ def as_arg(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
-# What the stages read of the dataset; generate and coco (make_dataset's and make_coco's own params), score_split
+# What the stages read of the dataset; the blocks the workflow writes the dataset from (their rules' own params), score_split
 # and cooccurrence (evaluate only) stay out, so changing them reruns only the rules that use them.
-DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k not in ("generate", "coco", "score_split", "cooccurrence")})
+DATASET_ARG = as_arg({k: v for k, v in DATASET.items() if k not in (*DATASET_WRITERS, "score_split", "cooccurrence")})
 COOCCURRENCE_ARG = as_arg(DATASET.get("cooccurrence", []))
 
 

@@ -1,5 +1,5 @@
-# Stage 0: the dataset tree the workflow writes itself: the built-in synthetic dataset (config dataset.generate) or
-# MS COCO converted into the VOC layout (config dataset.coco).
+# Stage 0: the dataset tree the workflow writes itself: the built-in synthetic dataset (config dataset.generate),
+# MS COCO (dataset.coco) or the Oxford-IIIT Pet dataset (dataset.oxford_pet) converted into the VOC layout.
 
 if "generate" in DATASET:
 
@@ -36,3 +36,20 @@ if "coco" in DATASET:
             dataset=as_arg(DATASET),
         shell:
             stage_shell("make_coco", "--dataset {params.dataset}", gpu=False)
+
+
+if "oxford_pet" in DATASET:
+
+    rule make_oxford_pet:
+        """Convert the Oxford-IIIT Pet dataset (dataset.oxford_pet; downloaded first with download: true) into the VOC layout."""
+        output:
+            train=split_list(TRAIN),
+            val=split_list(VAL),
+        log:
+            f"logs/make_oxford_pet_{DATASET['name']}.log",
+        conda:
+            ENV
+        params:
+            dataset=as_arg(DATASET),
+        shell:
+            stage_shell("make_oxford_pet", "--dataset {params.dataset}", gpu=False)

@@ -71,6 +71,10 @@ def check_background_first(classes) -> None:
                           f"'{classes[0]}' with 1.")
 
 
+# The dataset blocks that make the workflow write the dataset itself, each with the rule that writes it.
+DATASET_WRITERS = {"generate": "make_dataset", "coco": "make_coco", "oxford_pet": "make_oxford_pet"}
+
+
 def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
     """Raise ConfigError naming the first bad key; fill in the schema's defaults and return the config when it is valid.
 
@@ -93,9 +97,10 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
         raise ConfigError(f"config key '{_key(where)}': {error.message}.")
     config["dataset"].setdefault("score_split", config["dataset"]["train_split"])  # documented in the schema
     config.setdefault("run_name", "-".join(filter(None, [config["dataset"]["name"], config.get("preset")])))
-    if "generate" in config["dataset"] and "coco" in config["dataset"]:
-        raise ConfigError("config key 'dataset.coco': dataset.generate and dataset.coco both write the dataset at "
-                          "dataset.root; keep one of them.")
+    writers = [key for key in DATASET_WRITERS if key in config["dataset"]]
+    if len(writers) > 1:
+        raise ConfigError(f"config key 'dataset.{writers[1]}': dataset.{writers[0]} and dataset.{writers[1]} both "
+                          "write the dataset at dataset.root; keep one of them.")
     classes = config["dataset"]["classes"]
     if len(set(classes)) != len(classes):
         raise ConfigError("config key 'dataset.classes': class names must be unique.")
