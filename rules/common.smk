@@ -40,6 +40,11 @@ SCORE = DATASET["score_split"]
 # its folder goes first on the PATH the jobs inherit (sbatch --export=ALL passes it on). The commands
 # themselves say plain `python3`, so they and the cache keys are the same in every checkout.
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+# The jobs import the wsss_steps of this Snakefile's folder, the code whose digest is each rule's `code` param, also
+# where the interpreter has no wsss_steps installed (the rules' conda environment under --sdm conda).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [workflow.basedir, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != workflow.basedir]]
+)
 
 
 wildcard_constraints:
@@ -205,6 +210,7 @@ envvars:
     "WSSS_DEVICE",
     "WSSS_WORKERS",
     "PATH",
+    "PYTHONPATH",
 
 
 def as_arg(value):
