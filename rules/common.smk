@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)
 
 from wsss_steps.lib.code_key import stage_code
-from wsss_steps.lib.config import DATASET_WRITERS, ConfigError, method_blocks, validate_config
+from wsss_steps.lib.config import DATASET_WRITERS, ConfigError, method_blocks, validate_config, weights_file
 from wsss_steps.data.manifest import write_manifests
 from wsss_steps.sweep import cam_point_names, cam_point_settings, point_names, point_settings
 from wsss_steps.lib.runs import check_run_matches, comparison_runs, round_owner, stage_owners
@@ -157,22 +157,7 @@ else:
 MANIFEST_DIR = f"results/manifests/{DATASET['name']}-{hashlib.sha256(str(Path(DATASET['root']).resolve()).encode()).hexdigest()[:8]}"
 
 
-def weights_file(weights):
-    """backbone.weights as a local file whose content the weights manifest records, or None (no weights, or a
-    torchvision weights name, which the stage downloads); a path that is not there stops planning, naming the key."""
-    if not weights:
-        return None
-    if Path(weights).is_file():
-        return Path(weights)
-    if re.fullmatch(r"[A-Z][A-Z0-9_]*", str(weights)):
-        return None
-    raise ConfigError(
-        f"config key 'backbone.weights': {weights}: file not found (from {Path.cwd()}); give a local state-dict "
-        "file or a torchvision weights name such as IMAGENET1K_V1."
-    )
-
-
-WEIGHTS_FILE = weights_file(config["backbone"].get("weights"))
+WEIGHTS_FILE = weights_file(config["backbone"].get("weights"))  # checked here: a bad one stops planning
 if WRITER:
     MANIFESTS = write_manifests(MANIFEST_DIR, None, (), WEIGHTS_FILE) if WEIGHTS_FILE else {}
 else:

@@ -144,3 +144,16 @@ def test_a_bad_settings_argument_is_one_sentence_naming_it_with_exit_status_2(ca
         main([word for pair in good.items() for word in pair])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_backbone_weights_are_a_file_or_a_name_torchvision_knows(tmp_path):
+    from wsss_steps.lib.config import weights_file
+
+    assert weights_file(None) is None and weights_file("IMAGENET1K_V2") is None  # downloaded by the stage
+    (tmp_path / "r50.pth").write_bytes(b"state")
+    assert weights_file(str(tmp_path / "r50.pth")) == tmp_path / "r50.pth"
+    with pytest.raises(ConfigError, match=r"'backbone.weights': IMAGENET1K_V3 is not a torchvision ResNet-50 weights "
+                                          r"name \(IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT\)"):
+        weights_file("IMAGENET1K_V3")
+    with pytest.raises(ConfigError, match=r"'backbone.weights': .*nowhere.pth: file not found"):
+        weights_file(str(tmp_path / "nowhere.pth"))

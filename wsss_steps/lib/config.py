@@ -119,6 +119,28 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
     return config
 
 
+WEIGHTS_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def weights_file(weights) -> Path | None:
+    """backbone.weights as a local file whose content the weights manifest records, or None (no weights, or a
+    torchvision ResNet-50 weights name, which the stage downloads); a path that is not there or a name torchvision
+    does not know raises ConfigError naming the key."""
+    if not weights:
+        return None
+    if Path(weights).is_file():
+        return Path(weights)
+    if WEIGHTS_NAME.fullmatch(str(weights)):
+        from torchvision.models import ResNet50_Weights  # only for a name: it imports PyTorch
+
+        if weights not in ResNet50_Weights.__members__:
+            raise ConfigError(f"config key 'backbone.weights': {weights} is not a torchvision ResNet-50 weights name "
+                              f"({', '.join(ResNet50_Weights.__members__)}) nor a file (from {Path.cwd()}).")
+        return None
+    raise ConfigError(f"config key 'backbone.weights': {weights}: file not found (from {Path.cwd()}); give a local "
+                      "state-dict file or a torchvision weights name such as IMAGENET1K_V1.")
+
+
 def method_choices(schema_path=SCHEMA_PATH) -> dict:
     """{section: its ``method`` values} for every config section that selects a method: the one list of methods."""
     sections = load_schema(schema_path)["properties"]
