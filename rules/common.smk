@@ -119,14 +119,14 @@ for _run in RUNS:
 
 # A dataset on disk is checked for its folders and split lists before any job is planned; the
 # images, labels and masks themselves are checked by train_classifier before it trains. A dataset the
-# workflow writes (generate, coco, oxford_pet) may not exist yet: only a root holding someone else's files stops it.
+# workflow writes (generate, coco, oxford_pet, voc_sbd) may not exist yet: only a root holding someone else's files stops it.
 WRITER = next((key for key in DATASET_WRITERS if key in DATASET), None)  # the dataset block the workflow writes from
 if WRITER:
     import importlib
 
     from wsss_steps.data.synthetic import NotOurs
 
-    _module = {"generate": "synthetic", "coco": "coco", "oxford_pet": "oxford_pet"}[WRITER]
+    _module = {"generate": "synthetic", "coco": "coco", "oxford_pet": "oxford_pet", "voc_sbd": "voc_sbd"}[WRITER]
     refuse_foreign_root = importlib.import_module(f"wsss_steps.data.{_module}").refuse_foreign_root
 
     try:
@@ -152,7 +152,7 @@ else:
 
 # What the stages read of the dataset and the backbone weights, as content manifests (wsss_steps/data/manifest.py):
 # rewritten only when their content changes, so a rule that declares one reruns when what it reads changed and a
-# touched file reruns nothing. A dataset the workflow writes itself (generate, coco, oxford_pet) has none: its split lists are
+# touched file reruns nothing. A dataset the workflow writes itself (generate, coco, oxford_pet, voc_sbd) has none: its split lists are
 # the outputs of the rule that writes it.
 MANIFEST_DIR = f"results/manifests/{DATASET['name']}-{hashlib.sha256(str(Path(DATASET['root']).resolve()).encode()).hexdigest()[:8]}"
 

@@ -1,5 +1,6 @@
 # Stage 0: the dataset tree the workflow writes itself: the built-in synthetic dataset (config dataset.generate),
-# MS COCO (dataset.coco) or the Oxford-IIIT Pet dataset (dataset.oxford_pet) converted into the VOC layout.
+# MS COCO (dataset.coco), the Oxford-IIIT Pet dataset (dataset.oxford_pet) or PASCAL VOC 2012 with the SBD masks
+# (dataset.voc_sbd) converted into the VOC layout.
 
 if "generate" in DATASET:
 
@@ -53,3 +54,19 @@ if "oxford_pet" in DATASET:
             dataset=as_arg(DATASET),
         shell:
             stage_shell("make_oxford_pet", "--dataset {params.dataset}", gpu=False)
+
+
+if "voc_sbd" in DATASET:
+
+    rule make_voc_sbd:
+        """PASCAL VOC 2012 with the SBD masks as one tree with the train_aug split (dataset.voc_sbd; downloaded first with download: true)."""
+        output:
+            lists=[split_list(split) for split in dict.fromkeys([TRAIN, SCORE, VAL])],
+        log:
+            f"logs/make_voc_sbd_{DATASET['name']}.log",
+        conda:
+            ENV
+        params:
+            dataset=as_arg(DATASET),
+        shell:
+            stage_shell("make_voc_sbd", "--dataset {params.dataset}", gpu=False)

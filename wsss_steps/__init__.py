@@ -2,8 +2,8 @@
 
 Every module at this level is a command (``python -m wsss_steps.<command> --help``); in pipeline order:
 
-- make_dataset, make_coco, make_oxford_pet: write the built-in dataset, or MS COCO or the Oxford-IIIT Pet
-  dataset converted to the VOC layout
+- make_dataset, make_coco, make_oxford_pet, make_voc_sbd: write the built-in dataset, or MS COCO, the Oxford-IIIT
+  Pet dataset or PASCAL VOC 2012 with the SBD masks converted to the VOC layout
 - make_saliency: saliency maps for EPS where the dataset has none
 - train_classifier, extract_cams: the CAM classifier and its multi-scale maps (HDF5)
 - mine_regions: adversarial erasing's mined regions, round by round

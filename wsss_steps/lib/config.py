@@ -72,7 +72,8 @@ def check_background_first(classes) -> None:
 
 
 # The dataset blocks that make the workflow write the dataset itself, each with the rule that writes it.
-DATASET_WRITERS = {"generate": "make_dataset", "coco": "make_coco", "oxford_pet": "make_oxford_pet"}
+DATASET_WRITERS = {"generate": "make_dataset", "coco": "make_coco", "oxford_pet": "make_oxford_pet",
+                   "voc_sbd": "make_voc_sbd"}
 
 
 def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
