@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,9 +80,9 @@ def run(cmd, **kwargs):
 
 
 def test_a_wheel_installed_outside_the_repository_validates_the_config_and_runs_a_stage(tmp_path):
-    uv = shutil.which("uv")
+    uv = shutil.which("uv") or (str(REPO / ".uv" / "bin" / "uv") if (REPO / ".uv" / "bin" / "uv").exists() else None)
     if uv is None:
-        pytest.skip("uv is not on PATH (the README's set-up installs it: python -m pip install uv)")
+        pytest.skip("uv is neither on PATH nor in .uv/ (the README's set-up installs it there)")
     dist = tmp_path / "dist"
     built = run([uv, "build", "--wheel", "--out-dir", str(dist), str(REPO)], cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
@@ -104,6 +105,27 @@ def test_a_wheel_installed_outside_the_repository_validates_the_config_and_runs_
     assert proc.stdout.split() == ["0.9", "True"]
     helped = run([str(python), "-m", "wsss_steps.random_walk", "--help"], cwd=outside, env=env)
     assert helped.returncode == 0 and "--affinity-params" in helped.stdout, helped.stderr[-3000:]
+
+
+SETUP = "python3 -m venv .uv && .uv/bin/pip install uv==0.13.8 && .uv/bin/uv run --frozen "
+
+
+def test_the_readme_s_set_up_works_from_a_system_python_that_refuses_pip_install(tmp_path):
+    """PEP 668 (Debian 12, Ubuntu 24.04): `python3 -m pip install` is refused outside a venv, so the README's two
+    commands and CI's start by giving uv a venv of its own; that start is run here with the system's python3."""
+    readme = (REPO / "README.md").read_text()
+    assert f"{SETUP}snakemake --cores 2" in readme and f"{SETUP}pytest" in readme
+    assert f"{SETUP}pytest" in (REPO / ".ci" / "run").read_text()  # CI runs the README's test command
+    system = Path("/usr/bin/python3")
+    if not system.exists():
+        pytest.skip("no system python3 at /usr/bin/python3")
+    made = run([str(system), "-m", "venv", ".uv"], cwd=tmp_path)
+    if made.returncode:
+        pytest.skip(f"the system python3 has no venv module (Debian: python3-venv): {made.stderr[-300:]}")
+    installed = run([str(tmp_path / ".uv" / "bin" / "pip"), "install", "--quiet", "uv==0.13.8"], cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    version = run([str(tmp_path / ".uv" / "bin" / "uv"), "--version"], cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("uv 0.13.8"), version.stdout + version.stderr
 
 
 def test_snakemake_lint_reports_nothing():
