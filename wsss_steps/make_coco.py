@@ -18,7 +18,7 @@ from .lib.config import load_params
 from .data.coco import (MARKER, annotations_by_image, category_indices, check_classes, check_sources, class_names,
                         image_labels, refuse_foreign_root, semantic_mask)
 from .data.label_png import save_label_png
-from .data.synthetic import remove_generated
+from .data.synthetic import tree_in_place_of
 from .data.voc import DatasetError
 from .lib.log import command_parser, progress, setup_logging
 from .lib.runtime import run_stage
@@ -63,15 +63,10 @@ def write_tree(root, dataset: dict, log) -> dict[str, int]:
     coco = dataset["coco"]
     refuse_foreign_root(root)
     check_sources(coco)
-    tree = root.with_name(f".{root.name}.tmp")
-    refuse_foreign_root(tree)
-    remove_generated(tree, MARKER)
-    tree.mkdir(parents=True)
-    try:
-        (tree / MARKER).write_text("written by python -m wsss_steps.make_coco; make_coco may replace this folder (the "
-                                   "images in JPEGImages are links to the COCO files)\n")
-        for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
-            (tree / sub).mkdir(parents=True)
+    note = ("written by python -m wsss_steps.make_coco; make_coco may replace this folder (the images in JPEGImages "
+            "are links to the COCO files)\n")
+    with tree_in_place_of(root, MARKER, refuse_foreign_root, note,
+                          ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation")) as tree:
         splits, labels = {}, {}
         for part, split in (("train", dataset.get("train_split", "train")), ("val", dataset.get("val_split", "val"))):
             labels_of = convert_split(tree, coco[f"{part}_annotations"], coco[f"{part}_images"], dataset["classes"],
@@ -81,12 +76,6 @@ def write_tree(root, dataset: dict, log) -> dict[str, int]:
         for split, ids in splits.items():
             (tree / "ImageSets/Segmentation" / f"{split}.txt").write_text("".join(i + "\n" for i in ids))
         (tree / "labels.json").write_text(json.dumps(labels, indent=0, sort_keys=True) + "\n")
-        refuse_foreign_root(root)  # checked again: the folder may have changed while the tree was written
-        remove_generated(root, MARKER)
-        tree.rename(root)
-    except BaseException:
-        remove_generated(tree, MARKER)  # links only: the COCO images themselves are never touched
-        raise
     return {split: len(ids) for split, ids in splits.items()}
 
 

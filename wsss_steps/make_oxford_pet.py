@@ -20,7 +20,7 @@ from PIL import Image
 from .data.label_png import save_label_png
 from .data.oxford_pet import (MARKER, SPLIT_FILES, check_classes, check_source, read_list, refuse_foreign_root,
                               species_mask)
-from .data.synthetic import remove_generated
+from .data.synthetic import tree_in_place_of
 from .data.voc import DatasetError
 from .lib.config import load_params
 from .lib.log import command_parser, progress, setup_logging
@@ -61,27 +61,16 @@ def write_tree(root, dataset: dict, log) -> dict[str, int]:
     if pet.get("download"):
         download(pet["source"], log)
     folder = check_source(pet["source"])
-    tree = root.with_name(f".{root.name}.tmp")
-    refuse_foreign_root(tree)
-    remove_generated(tree, MARKER)
-    tree.mkdir(parents=True)
-    try:
-        (tree / MARKER).write_text("written by python -m wsss_steps.make_oxford_pet; it may replace this folder (the "
-                                   "images in JPEGImages are links to the dataset's files)\n")
-        for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
-            (tree / sub).mkdir(parents=True)
+    note = ("written by python -m wsss_steps.make_oxford_pet; it may replace this folder (the images in JPEGImages are "
+            "links to the dataset's files)\n")
+    with tree_in_place_of(root, MARKER, refuse_foreign_root, note,
+                          ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation")) as tree:
         counts = {}
         for part, listing in SPLIT_FILES.items():
             split = dataset.get(f"{part}_split", part)
             names = convert_split(tree, folder, listing, int(dataset.get("ignore_index", 255)))
             (tree / "ImageSets/Segmentation" / f"{split}.txt").write_text("".join(n + "\n" for n in names))
             counts[split] = len(names)
-        refuse_foreign_root(root)  # checked again: the folder may have changed while the tree was written
-        remove_generated(root, MARKER)
-        tree.rename(root)
-    except BaseException:
-        remove_generated(tree, MARKER)  # links and masks only: the dataset's own files are never touched
-        raise
     return counts
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .data.label_png import save_label_png
-from .data.synthetic import remove_generated
+from .data.synthetic import tree_in_place_of
 from .data.voc import DatasetError
 from .data.voc_sbd import MARKER, SBD, VOC, check_source, read_ids, refuse_foreign_root, sbd_mask, train_aug
 from .lib.config import load_params
@@ -63,15 +63,10 @@ def write_tree(root, dataset: dict, log) -> dict[str, int]:
               dataset.get("score_split", "train"): voc_train, dataset.get("val_split", "val"): voc_val}
     ids = sorted(set().union(*splits.values()))
     mask_dir = dataset.get("mask_dir", "SegmentationClassAug")
-    tree = root.with_name(f".{root.name}.tmp")
-    refuse_foreign_root(tree)
-    remove_generated(tree, MARKER)
-    tree.mkdir(parents=True)
-    try:
-        (tree / MARKER).write_text("written by python -m wsss_steps.make_voc_sbd; it may replace this folder (the "
-                                   "images and annotations are links to VOC's files)\n")
-        for sub in ("JPEGImages", "Annotations", mask_dir, "ImageSets/Segmentation"):
-            (tree / sub).mkdir(parents=True)
+    note = ("written by python -m wsss_steps.make_voc_sbd; it may replace this folder (the images and annotations "
+            "are links to VOC's files)\n")
+    with tree_in_place_of(root, MARKER, refuse_foreign_root, note,
+                          ("JPEGImages", "Annotations", mask_dir, "ImageSets/Segmentation")) as tree:
         for image_id in progress(ids, desc="VOC + SBD"):
             link(tree / "JPEGImages" / f"{image_id}.jpg", voc / "JPEGImages" / f"{image_id}.jpg")
             link(tree / "Annotations" / f"{image_id}.xml", voc / "Annotations" / f"{image_id}.xml")
@@ -86,12 +81,6 @@ def write_tree(root, dataset: dict, log) -> dict[str, int]:
             save_label_png(tree / mask_dir / f"{image_id}.png", mask, atomic=False)
         for split, members in splits.items():
             (tree / "ImageSets/Segmentation" / f"{split}.txt").write_text("".join(i + "\n" for i in members))
-        refuse_foreign_root(root)  # checked again: the folder may have changed while the tree was written
-        remove_generated(root, MARKER)
-        tree.rename(root)
-    except BaseException:
-        remove_generated(tree, MARKER)  # links and masks only: VOC's and SBD's own files are never touched
-        raise
     return {split: len(members) for split, members in splits.items()}
 
 

@@ -25,6 +25,7 @@ Same seed and settings -> byte-identical files.
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import json
 import multiprocessing
 import shutil
@@ -213,6 +214,29 @@ def refuse_foreign_root(root):
         raise NotOurs(f"{root}: this folder was not written by the built-in dataset generator (no {MARKER} file "
                       f"in it), so it is left untouched; remove dataset.generate from the config to use it as "
                       f"your dataset, or set dataset.root to a new folder for the built-in one.")
+
+
+@contextlib.contextmanager
+def tree_in_place_of(root, marker: str, refuse_foreign_root, note: str, folders=()):
+    """Build a dataset tree in a hidden sibling of ``root`` (marked with ``marker``, holding ``folders``) and, when the
+    block ends, put it in place of ``root``, replacing only a tree with the same marker (``refuse_foreign_root``
+    raises for anything else, checked before and again at the end); on an error the sibling is removed."""
+    root = Path(root)
+    tree = root.with_name(f".{root.name}.tmp")
+    refuse_foreign_root(tree)
+    remove_generated(tree, marker)
+    tree.mkdir(parents=True)
+    try:
+        (tree / marker).write_text(note)
+        for sub in folders:
+            (tree / sub).mkdir(parents=True)
+        yield tree
+        refuse_foreign_root(root)  # checked again: the folder may have changed while the tree was written
+        remove_generated(root, marker)
+        tree.rename(root)
+    except BaseException:
+        remove_generated(tree, marker)  # only what was written: the sources behind its links are never touched
+        raise
 
 
 def remove_generated(root, marker: str = MARKER):
