@@ -147,7 +147,7 @@ rule compare:
 # Not part of `all`: `snakemake diagnose` (or the file) when CAM+RW does not beat CAM. Scores the
 # learned affinities against the masks and runs the walk with them and with an oracle affinity.
 rule diagnose:
-    """When CAM + RW does not beat CAM: AffinityNet's affinities scored against the masks."""
+    """When CAM + RW does not beat CAM: the affinities (AffinityNet's or IRN's boundaries) scored against the masks."""
     input:
         cams=localisation(BASE),
         affinity=artifact("affinity.weights.h5", RUN),

@@ -3,7 +3,9 @@
 Prints, over the images of a split, the mean affinity W (and W^beta) of neighbour pairs inside one
 object, inside background and across a boundary, and the pseudo-label mIoU of the walk with the
 learned affinity next to the walk with an oracle affinity from the ground-truth masks. A large gap
-between the two walks points at AffinityNet, not at the CAMs or the walk.
+between the two walks points at AffinityNet, not at the CAMs or the walk. With affinity.method irn the
+affinities are IRN's boundary affinities, the learned walk is IRN's, and the boundary map B > 0.5 is scored
+against the masks' class boundaries (precision and recall within 2 px).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from .lib.artifacts import LOCALISATION_STAGES, atomic_path, load_weights, open_
 from .lib.config import load_params, settings_arg
 from .data.transforms import to_tensor
 from .lib.log import progress
+from .methods import irn
 from .methods.affinitynet import full_offsets, neighbour_affinity
 from .methods.random_walk import check_background, check_walk_stride, features_at_stride, scores_at_stride, walk_labels
 from .lib.metrics import confusion_matrix, mean_iou
 from .nets.affinity import build_affinity_net
+from .nets.boundary import build_boundary_net
 from .lib.runtime import base_parser, run_stage, start
 
 
@@ -64,8 +68,12 @@ def main(argv=None):
     affinity_cfg = load_params(args.affinity_params, "affinity")
     walk = load_params(args.random_walk_params, "random_walk")
     radius, beta = affinity_cfg["radius"], walk["beta"]
-    model = build_affinity_net(load_params(args.backbone, "backbone"), affinity_cfg["head_channels"], pretrained=False,
-                               feature_stride=affinity_cfg.get("feature_stride"))
+    by_boundary = affinity_cfg.get("method") == "irn"
+    if by_boundary:
+        model = build_boundary_net(load_params(args.backbone, "backbone"), pretrained=False)
+    else:
+        model = build_affinity_net(load_params(args.backbone, "backbone"), affinity_cfg["head_channels"],
+                                   pretrained=False, feature_stride=affinity_cfg.get("feature_stride"))
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()
     try:
@@ -76,6 +84,7 @@ def main(argv=None):
     n = layout.num_classes
     conf = {"learned": np.zeros((n, n), np.int64), "oracle": np.zeros((n, n), np.int64)}
     pairs = {"object": [], "background": [], "cross": []}
+    edges = {"predicted": 0, "predicted_near": 0, "true": 0, "true_near": 0}
     with open_store(args.cams, LOCALISATION_STAGES, layout) as cams, torch.no_grad():
         with_masks = [i for i in json.loads(cams.attrs["ids"]) if layout.has_mask(i)]
         ids = with_masks[: args.limit]
@@ -87,8 +96,17 @@ def main(argv=None):
             classes = [int(c) for c in cams[image_id].attrs["classes"]]
             gt = layout.mask(image_id)
             image = to_tensor(layout.image(image_id)).to(device)
-            features, padded_size, (h, w) = features_at_stride(model, image, stride)
-            learned = neighbour_affinity(features, radius)
+            if by_boundary:
+                fine, _, _ = irn.boundary_map(model, image)
+                up = F.interpolate(fine[None, None], scale_factor=irn.BOUNDARY_STRIDE, mode="bilinear",
+                                   align_corners=False)[0, 0, :gt.shape[0], :gt.shape[1]]
+                for key, count in irn.boundary_precision_recall(up.cpu().numpy() > 0.5, gt, layout.ignore_index).items():
+                    edges[key] += count
+                boundary, padded_size, (h, w) = irn.boundary_map(model, image, stride)
+                learned = irn.neighbour_boundary_affinity(boundary, radius)
+            else:
+                features, padded_size, (h, w) = features_at_stride(model, image, stride)
+                learned = neighbour_affinity(features, radius)
             fh, fw = learned.shape[-2:]
             gt_small = np.full((fh * stride, fw * stride), layout.ignore_index, np.uint8)
             gt_small[:h, :w] = gt
@@ -99,8 +117,12 @@ def main(argv=None):
             small = scores_at_stride(read_array(cams, image_id), None if by_threshold else walk["alpha"], stride,
                                      padded_size)
             for key, affinity in (("learned", learned.cpu()), ("oracle", oracle_affinity(gt_small, radius, layout.ignore_index))):
-                labels = walk_labels(small, affinity, classes, beta, walk["t"], radius, padded_size, (h, w),
-                                     walk["bg_threshold"] if by_threshold else None)
+                if by_boundary and key == "learned":  # IRN's own walk on M * (1 - B)
+                    labels = irn.walk_on_boundary(boundary, read_array(cams, image_id), classes, beta, walk["t"],
+                                                  radius, stride, padded_size, (h, w), walk["bg_threshold"])
+                else:
+                    labels = walk_labels(small, affinity, classes, beta, walk["t"], radius, padded_size, (h, w),
+                                         walk["bg_threshold"] if by_threshold else None)
                 conf[key] += confusion_matrix(labels, gt, n, layout.ignore_index)
     report = {"images": len(ids), "radius": radius, "beta": beta, "stride": stride, "affinity": {},
               "walk_miou": {key: round(100 * mean_iou(c), 2) for key, c in conf.items()}}
@@ -113,6 +135,12 @@ def main(argv=None):
                  *(_show(row[k]) for k in ("mean_w", "mean_w_beta", "median_w")))
     log.info("pseudo-label mIoU over %d images: learned affinity %.2f, oracle affinity %.2f", len(ids),
              report["walk_miou"]["learned"], report["walk_miou"]["oracle"])
+    if by_boundary:
+        report["boundary"] = {"precision": round(edges["predicted_near"] / max(1, edges["predicted"]), 4),
+                              "recall": round(edges["true_near"] / max(1, edges["true"]), 4),
+                              "tolerance_px": 2, "threshold": 0.5, **edges}
+        log.info("boundary B > 0.5 against the masks' class boundaries, within 2 px: precision %.3f, recall %.3f",
+                 report["boundary"]["precision"], report["boundary"]["recall"])
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(json.dumps(report, indent=1) + "\n")

@@ -1,4 +1,5 @@
-"""Stage 5: refine CAMs into pseudo-labels by a random walk on AffinityNet's affinities."""
+"""Stage 5: refine CAMs into pseudo-labels by a random walk on AffinityNet's affinities (affinity.method irn: on
+IRN's boundary affinities)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from .lib.config import load_params, settings_arg
 from .data.label_png import save_label_png
 from .data.transforms import to_tensor
 from .lib.log import progress
+from .methods import irn
 from .methods.cam import cam_labels
 from .methods.random_walk import check_background, check_walk_stride, refine
 from .nets.affinity import build_affinity_net
 from .nets.backbones import computed_in
+from .nets.boundary import build_boundary_net
 from .lib.runtime import base_parser, run_stage, start
 
 STAGE = "random_walk"
@@ -43,8 +46,14 @@ def main(argv=None):
         check_background(params["background"])
     except ValueError as exc:
         parser.error(str(exc))
-    model = build_affinity_net(backbone_cfg, affinity_cfg["head_channels"], pretrained=False,
-                               feature_stride=affinity_cfg.get("feature_stride"))
+    by_boundary = affinity_cfg.get("method") == "irn"
+    if by_boundary:
+        model = build_boundary_net(backbone_cfg, pretrained=False)
+        log.info("IRN: walking on boundary affinities, the label read with bg_threshold %s against the walked maps' "
+                 "common maximum (random_walk.background and alpha are AffinityNet's)", params["bg_threshold"])
+    else:
+        model = build_affinity_net(backbone_cfg, affinity_cfg["head_channels"], pretrained=False,
+                                   feature_stride=affinity_cfg.get("feature_stride"))
     load_weights(args.affinity, model, stage="train_affinity")
     model.to(device).eval()
     png_dir = Path(args.png_dir) if args.png_dir else None
@@ -53,7 +62,8 @@ def main(argv=None):
             (open_store(args.affinity_labels, "make_affinity_labels", layout) if args.affinity_labels
              else contextlib.nullcontext()) as confident:
         ids = json.loads(cams.attrs["ids"])
-        attrs = provenance(STAGE, {**params, "radius": affinity_cfg["radius"]}, args.seed, inputs)
+        attrs = provenance(STAGE, {**params, "radius": affinity_cfg["radius"],
+                                   **({"affinity_method": "irn"} if by_boundary else {})}, args.seed, inputs)
         attrs.update(classes=list(layout.classes), dataset_root=str(layout.root), ids=json.dumps(ids),
                      **computed_in(backbone_cfg, device))
         survival, whole, growth, background = health.Tally(), health.Tally(), health.PixelShare(), health.PixelShare()
@@ -62,9 +72,13 @@ def main(argv=None):
                 classes = [int(c) for c in cams[image_id].attrs["classes"]]
                 image = to_tensor(layout.image(image_id)).to(device)
                 cam = read_array(cams, image_id)
-                labels = refine(model, image, cam, classes, params["alpha"], params["beta"],
-                                params["t"], affinity_cfg["radius"], stride, params["background"],
-                                params["bg_threshold"])
+                if by_boundary:
+                    labels = irn.refine(model, image, cam, classes, params["beta"], params["t"], affinity_cfg["radius"],
+                                        stride, params["bg_threshold"])
+                else:
+                    labels = refine(model, image, cam, classes, params["alpha"], params["beta"],
+                                    params["t"], affinity_cfg["radius"], stride, params["background"],
+                                    params["bg_threshold"])
                 put_array(store, image_id, labels)
                 if png_dir is not None:
                     save_label_png(png_dir / f"{image_id}.png", labels)

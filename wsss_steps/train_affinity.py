@@ -1,4 +1,5 @@
-"""Stage 4: train AffinityNet on pairs within radius gamma of the affinity labels."""
+"""Stage 4: train AffinityNet on pairs within radius gamma of the affinity labels (affinity.method irn: IRN's
+boundary branch on pairs within irn.train_radius of the stride-4 grid)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from .lib.artifacts import provenance, save_weights
 from .lib.config import load_params, settings_arg
 from .data.loader import CropDataset, StoreMaps
 from .methods.affinitynet import affinity_loss_fn
+from .methods.irn import TRAIN_RADIUS, boundary_loss_fn
 from .nets.affinity import build_affinity_net
+from .nets.boundary import build_boundary_net
 from .nets.backbones import computed_in
 from .nets.classifier import load_classifier_backbone
 from .lib.runtime import base_parser, loader_workers, run_stage, seed_everything, start
@@ -29,8 +32,13 @@ def main(argv=None):
     backbone_cfg, params = load_params(args.backbone, "backbone"), load_params(args.params, "affinity")
     seed_everything(args.seed)
     init = params["init_from_classifier"]
-    model = build_affinity_net(backbone_cfg, params["head_channels"], pretrained=not init,
-                               feature_stride=params.get("feature_stride"))
+    if params.get("method") == "irn":
+        model = build_boundary_net(backbone_cfg, pretrained=not init)
+        loss_fn = boundary_loss_fn(params.get("irn", {}).get("train_radius", TRAIN_RADIUS))
+    else:
+        model = build_affinity_net(backbone_cfg, params["head_channels"], pretrained=not init,
+                                   feature_stride=params.get("feature_stride"))
+        loss_fn = affinity_loss_fn(params["radius"])
     if init:
         load_classifier_backbone(model.backbone, args.classifier, backbone_cfg, layout.classes)
     label_maps = StoreMaps(args.labels, "make_affinity_labels", layout)
@@ -38,7 +46,7 @@ def main(argv=None):
     optimizer = make_optimizer(*model.trainable_parameters(), params)
     inputs = [args.labels] + ([args.classifier] if init else [])
     curve = []
-    history = fit(model, dataset, affinity_loss_fn(params["radius"]), optimizer, params, params["batch_size"],
+    history = fit(model, dataset, loss_fn, optimizer, params, params["batch_size"],
                   device, args.seed, "affinity", args.checkpoint, run_fingerprint(args, inputs),
                   loader_workers(args.workers, args.threads, device), curve)
     attrs = provenance(STAGE, {"backbone": backbone_cfg, **params}, args.seed, inputs)

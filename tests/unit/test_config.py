@@ -119,11 +119,12 @@ def test_the_methods_are_listed_once_in_the_schema_and_derived_elsewhere():
 
     choices = method_choices()
     assert choices["classifier"][0] == "cam" and choices["cams"][0] == "cam"  # each list starts with the default
-    assert choices["segmentation"][0] == "random_walk"
+    assert choices["segmentation"][0] == "random_walk" and choices["affinity"][0] == "affinitynet"
     assert set(CLASSIFIER_LOSSES) == set(choices["classifier"])
     assert set(SEGMENTATION_LOSSES) == set(SEG_ROWS) == set(choices["segmentation"])
-    assert {m for methods in choices.values() for m in methods} <= set(comparison_methods()) | {"random_walk"}
+    assert {m for methods in choices.values() for m in methods[1:]} <= set(comparison_methods())  # but the defaults
     assert method_blocks()["classifier"] == ("hide_and_seek", "puzzle_cam", "acol", "eps")
+    assert method_blocks()["affinity"] == ("irn",)
 
 
 @pytest.mark.parametrize("argument, value, message", [

@@ -42,12 +42,21 @@ def merged(base: dict, overlay: dict) -> dict:
     return out
 
 
+# IRN's walk as its authors run it (jiwoon-ahn/irn run_sample.py: beta 10, exp_times 8, sem_seg_bg_thres 0.25;
+# step/make_sem_seg_labels.py: radius 5 on the stride-4 grid; t = 2^exp_times): the comparison's irn row walks so.
+IRN_WALK = {"affinity": {"radius": 5},
+            "random_walk": {"stride": 4, "beta": 10, "t": 256, "background": "threshold", "bg_threshold": 0.25}}
+
+
 def comparison_methods() -> dict:
     """{method: the settings it sets on top of the run's}: one per non-default ``method`` of a section (from the
-    schema, where each list starts with the plain default: the list of methods is written once), and adversarial
-    erasing by its number of rounds (``ae_psl``: the union of three rounds' regions with PSL's segmentation loss)."""
-    return {"cam": {}, **{method: {section: {"method": method}}
-                          for section, methods in method_choices().items() for method in methods[1:]},
+    schema, where each list starts with the plain default: the list of methods is written once; ``irn`` with irn's
+    own walk, IRN_WALK), and adversarial erasing by its number of rounds (``ae_psl``: the union of three rounds'
+    regions with PSL's segmentation loss)."""
+    methods = {method: {section: {"method": method}}
+               for section, choices in method_choices().items() for method in choices[1:]}
+    methods["irn"] = merged(methods["irn"], IRN_WALK)
+    return {"cam": {}, **methods,
             "ae_round2": {"adversarial_erasing": {"rounds": 2}},
             "ae_round3": {"adversarial_erasing": {"rounds": 3}},
             "ae_psl": {"adversarial_erasing": {"rounds": 3}, "segmentation": {"method": "psl"}}}
