@@ -42,20 +42,21 @@ def merged(base: dict, overlay: dict) -> dict:
     return out
 
 
-# IRN's walk as its authors run it (jiwoon-ahn/irn run_sample.py: beta 10, exp_times 8, sem_seg_bg_thres 0.25;
-# step/make_sem_seg_labels.py: radius 5 on the stride-4 grid; t = 2^exp_times): the comparison's irn row walks so.
-IRN_WALK = {"affinity": {"radius": 5},
-            "random_walk": {"stride": 4, "beta": 10, "t": 256, "background": "threshold", "bg_threshold": 0.25}}
+# IRN as its authors run it: the boundary head on the frozen ImageNet backbone (jiwoon-ahn/irn net/resnet50_irn.py:
+# resnet50(pretrained=True)), the walk with run_sample.py's beta 10, exp_times 8 (t = 2^8) and sem_seg_bg_thres 0.25
+# at radius 5 on the stride-4 grid (step/make_sem_seg_labels.py): the comparison's irn row.
+IRN_SETTINGS = {"affinity": {"radius": 5, "init_from_classifier": False},
+                "random_walk": {"stride": 4, "beta": 10, "t": 256, "background": "threshold", "bg_threshold": 0.25}}
 
 
 def comparison_methods() -> dict:
     """{method: the settings it sets on top of the run's}: one per non-default ``method`` of a section (from the
     schema, where each list starts with the plain default: the list of methods is written once; ``irn`` with irn's
-    own walk, IRN_WALK), and adversarial erasing by its number of rounds (``ae_psl``: the union of three rounds'
+    own settings, IRN_SETTINGS), and adversarial erasing by its number of rounds (``ae_psl``: the union of three rounds'
     regions with PSL's segmentation loss)."""
     methods = {method: {section: {"method": method}}
                for section, choices in method_choices().items() for method in choices[1:]}
-    methods["irn"] = merged(methods["irn"], IRN_WALK)
+    methods["irn"] = merged(methods["irn"], IRN_SETTINGS)
     return {"cam": {}, **methods,
             "ae_round2": {"adversarial_erasing": {"rounds": 2}},
             "ae_round3": {"adversarial_erasing": {"rounds": 3}},
