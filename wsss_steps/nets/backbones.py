@@ -49,17 +49,12 @@ class TinyBackbone(nn.Module):
         self.stage3 = nn.Sequential(_Block(4 * w, 8 * w, dilation=2), _Block(8 * w, 8 * w, dilation=4))
         self.channels = (2 * w, 4 * w, 8 * w)
         self.stride = 8
-        self.level_channels, self.level_strides = (w, 2 * w, 4 * w, 8 * w), (2, 4, 8, 8)
 
     def forward(self, x):
-        return self.levels(x)[1:]
-
-    def levels(self, x):
-        """Every level's features, finest first: the stem (stride 2) and the three stages of ``forward``."""
-        s0 = self.stem(x)
-        s1 = self.stage1(s0)
+        s1 = self.stage1(self.stem(x))
         s2 = self.stage2(s1)
-        return [s0, s1, s2, self.stage3(s2)]
+        s3 = self.stage3(s2)
+        return [s1, s2, s3]
 
     def forward_from(self, level: int, x):
         """The last stage's features from the output ``level`` (0, 1, 2) of ``forward``."""
@@ -152,38 +147,27 @@ class ResNet50Backbone(nn.Module):
         self.net = net
         self.channels = (512, 1024, 2048)
         self.stride = output_stride
-        self.level_channels = (64, 256, 512, 1024, 2048)
-        self.level_strides = (4, 4, 8, 16 if output_stride == 16 else 8, output_stride)
 
     def forward(self, x):
-        return self._run(x, all_levels=False)
-
-    def levels(self, x):
-        """Every level's features, finest first: the stem after max-pooling (irn's stage1, stride 4), layer1 (stride
-        4) and the three stages of ``forward``."""
-        return self._run(x, all_levels=True)
-
-    def _run(self, x, all_levels: bool):
         amp = resolve_amp(self.amp, x.device.type)
         if amp is None:
-            return self._stages(x, all_levels)
+            return self._stages(x)
         with torch.autocast(x.device.type, dtype=AMP_DTYPES[amp]):
-            outputs = self._stages(x, all_levels)
+            outputs = self._stages(x)
         return [o.float() for o in outputs]  # the heads and losses stay in float32
 
-    def _stages(self, x, all_levels: bool = False):
+    def _stages(self, x):
         n = self.net
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        s0 = n.maxpool(n.relu(n.bn1(n.conv1(x))))
-        s1 = n.layer1(s0)
-        s2 = n.layer2(s1)
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        x = n.layer1(x)
+        s2 = n.layer2(x)
         s3 = n.layer3(s2)
         s4 = n.layer4(s3)
-        outputs = [s0, s1, s2, s3, s4] if all_levels else [s2, s3, s4]
         if self.channels_last:
-            return [o.contiguous() for o in outputs]
-        return outputs
+            return [s2.contiguous(), s3.contiguous(), s4.contiguous()]
+        return [s2, s3, s4]
 
     def forward_from(self, level: int, x):
         """The last stage's features from the output ``level`` (0, 1, 2) of ``forward``."""
