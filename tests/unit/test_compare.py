@@ -123,3 +123,16 @@ def test_the_comparison_bars_are_each_methods_miou_and_a_failed_method_has_none(
     assert all(value != value for value in (heights["cam"][1], heights["seg"][1]))  # NaN for the failed one
     fig = comparison_figure({"dataset": "tiny", "methods": methods})
     assert len(fig.axes[0].patches) == 3 * 3
+
+
+def test_the_irn_row_runs_irn_as_its_authors_do_and_shares_the_affinity_labels():
+    runs = runs_of("cam", "irn")
+    irn = runs["tiny-irn"]
+    assert irn["affinity"]["method"] == "irn"
+    assert irn["affinity"]["init_from_classifier"] is False  # net/resnet50_irn.py:13, resnet50(pretrained=True), frozen
+    # run_sample.py:47-52 (beta 10, exp_times 8: 2^8 steps, sem_seg_bg_thres 0.25); step/make_sem_seg_labels.py:41
+    # (radius=5), on the stride-4 grid of the boundary map
+    assert irn["affinity"]["radius"] == 5
+    assert {k: irn["random_walk"][k] for k in ("stride", "beta", "t", "background", "bg_threshold")} == {
+        "stride": 4, "beta": 10, "t": 2 ** 8, "background": "threshold", "bg_threshold": 0.25}
+    assert held_by(stage_owners(runs), "tiny-irn") == ["tiny"] * 3 + ["tiny-irn"] * 4
