@@ -103,7 +103,9 @@ def main(argv=None):
                 for key, count in irn.boundary_precision_recall(up.cpu().numpy() > 0.5, gt, layout.ignore_index).items():
                     edges[key] += count
                 boundary, padded_size, (h, w) = irn.boundary_map(model, image, stride)
-                learned = irn.neighbour_boundary_affinity(boundary, radius)
+                grid = (padded_size[0] // stride, padded_size[1] // stride)  # the padding's cells as boundary (a = 0)
+                learned = irn.neighbour_boundary_affinity(F.pad(boundary, (0, grid[1] - boundary.shape[1], 0,
+                                                                           grid[0] - boundary.shape[0]), value=1.0), radius)
             else:
                 features, padded_size, (h, w) = features_at_stride(model, image, stride)
                 learned = neighbour_affinity(features, radius)
