@@ -84,7 +84,37 @@ def make_record(run_dir, command: str, wall_seconds: float | None = None, note: 
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
             "machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
             "computed_in": computed_in(run_dir), "wall_seconds": wall_seconds, "stage_seconds": stage_seconds(run_dir),
-            "note": note, "summary": summary}
+            "note": note, "summary": summary, **diagnosis(run_dir)}
+
+
+def diagnosis(run_dir: Path) -> dict:
+    """{"diagnose": the run's diagnose.json} when the run has one (snakemake diagnose), else nothing."""
+    path = run_dir / "diagnose.json"
+    return {"diagnose": json.loads(path.read_text())} if path.is_file() else {}
+
+
+def extra_lines(summary: dict, diagnose: dict | None) -> list[str]:
+    """The CAM at the best threshold of its curve, the walk's health figures, and diagnose's figures when recorded."""
+    lines = []
+    curve = summary.get("cam", {}).get("curve") or []
+    if curve:
+        best = max(curve, key=lambda point: point["miou"])
+        lines.append(f"- CAM at the best threshold of its curve: {best['miou']:.1f} at {best['threshold']:g} "
+                     f"(the table's CAM row: {summary['cam'].get('threshold', '?')})")
+    walk = summary.get("health", {}).get("stages", {}).get("random_walk", {})
+    for key, name in (("survival", "survival (images where a CAM class survives the walk)"),
+                      ("whole_image_share", "whole-image share (images where the walk covers the whole image)")):
+        if walk.get(key):
+            lines.append(f"- walk {name}: " + ", ".join(f"{c} {v['rate']:.2f}" for c, v in walk[key].items()))
+    if diagnose:
+        text = (f"- diagnose ({diagnose['images']} images): pseudo-label mIoU of the walk with the learned affinity "
+                f"{diagnose['walk_miou']['learned']:.1f}, with the masks' (oracle) {diagnose['walk_miou']['oracle']:.1f}")
+        if "boundary" in diagnose:
+            edge = diagnose["boundary"]
+            text += (f"; boundary B > {edge['threshold']:g} within {edge['tolerance_px']} px of the masks' boundaries: "
+                     f"precision {edge['precision']:.2f}, recall {edge['recall']:.2f}")
+        lines.append(text)
+    return lines
 
 
 def iou_table(summary: dict) -> list[str]:
@@ -116,6 +146,7 @@ def section(record: dict) -> list[str]:
         lines.append("- stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in record["stage_seconds"].items()))
     if record.get("note"):
         lines.append(f"- note: {record['note']}")
+    lines += extra_lines(summary, record.get("diagnose"))
     warnings = summary.get("health", {}).get("warnings", [])
     lines.append(f"- health: {len(warnings)} warning(s)" + "".join(f"\n  - {w['message']}" for w in warnings)
                  if warnings else "- health: every check passed")

@@ -6,10 +6,13 @@ import re
 from conftest import REPO, load_script
 
 SUMMARY = {"run_name": "demo", "dataset": "synthetic", "classes": ["background", "kite"],
-           "cam": {"miou": 57.24, "iou": {"background": 91.4, "kite": 23.08}, "split": "train"},
+           "cam": {"miou": 57.24, "iou": {"background": 91.4, "kite": 23.08}, "split": "train", "threshold": 0.2,
+                   "curve": [{"threshold": 0.2, "miou": 57.24}, {"threshold": 0.35, "miou": 60.06}]},
            "rw": {"miou": 66.06, "iou": {"background": 97.8, "kite": 34.32}, "split": "train"},
            "not_scored": {"seg": "no image of split val has a mask"},
-           "health": {"warnings": [{"message": "train_classifier: image-level recall on val is low"}]}}
+           "health": {"warnings": [{"message": "train_classifier: image-level recall on val is low"}],
+                      "stages": {"random_walk": {"survival": {"kite": {"images": 9, "rate": 1.0}},
+                                                 "whole_image_share": {"kite": {"images": 9, "rate": 0.111}}}}}}
 
 
 def test_the_page_holds_each_figure_of_a_record_with_its_provenance():
@@ -24,6 +27,14 @@ def test_the_page_holds_each_figure_of_a_record_with_its_provenance():
     assert "- command: `snakemake --cores 2`" in page and "commit abc1234 on 2026-12-06" in page
     assert "- wall time: 8 min 59 s" in page and "train_classifier cpu float32" in page
     assert "image-level recall on val is low" in page
+    assert "- CAM at the best threshold of its curve: 60.1 at 0.35 (the table's CAM row: 0.2)" in page
+    assert "survives the walk): kite 1.00" in page and "covers the whole image): kite 0.11" in page
+    assert "diagnose" not in page  # a record without diagnose.json
+    record["diagnose"] = {"images": 100, "walk_miou": {"learned": 55.65, "oracle": 50.12},
+                          "boundary": {"precision": 0.116, "recall": 0.284, "tolerance_px": 2, "threshold": 0.5}}
+    page = page_script.build_page([record])
+    assert ("- diagnose (100 images): pseudo-label mIoU of the walk with the learned affinity 55.6, with the masks' "
+            "(oracle) 50.1; boundary B > 0.5 within 2 px of the masks' boundaries: precision 0.12, recall 0.28") in page
 
 
 def test_docs_results_md_is_what_the_records_give():
