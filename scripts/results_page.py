@@ -99,7 +99,7 @@ def extra_lines(summary: dict, diagnose: dict | None) -> list[str]:
     curve = summary.get("cam", {}).get("curve") or []
     if curve:
         best = max(curve, key=lambda point: point["miou"])
-        lines.append(f"- CAM at the best threshold of its curve: {best['miou']:.1f} at {best['threshold']:g} "
+        lines.append(f"- CAM at the best threshold of its curve: **{best['miou']:.1f}** at {best['threshold']:g} "
                      f"(the table's CAM row: {summary['cam'].get('threshold', '?')})")
     walk = summary.get("health", {}).get("stages", {}).get("random_walk", {})
     for key, name in (("survival", "survival (images where a CAM class survives the walk)"),

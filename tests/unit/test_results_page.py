@@ -27,7 +27,7 @@ def test_the_page_holds_each_figure_of_a_record_with_its_provenance():
     assert "- command: `snakemake --cores 2`" in page and "commit abc1234 on 2026-12-06" in page
     assert "- wall time: 8 min 59 s" in page and "train_classifier cpu float32" in page
     assert "image-level recall on val is low" in page
-    assert "- CAM at the best threshold of its curve: 60.1 at 0.35 (the table's CAM row: 0.2)" in page
+    assert "- CAM at the best threshold of its curve: **60.1** at 0.35 (the table's CAM row: 0.2)" in page
     assert "survives the walk): kite 1.00" in page and "covers the whole image): kite 0.11" in page
     assert "diagnose" not in page  # a record without diagnose.json
     record["diagnose"] = {"images": 100, "walk_miou": {"learned": 55.65, "oracle": 50.12},
