@@ -129,7 +129,12 @@ def test_the_irn_row_runs_irn_as_its_authors_do_and_shares_the_affinity_labels()
     runs = runs_of("cam", "irn")
     irn = runs["tiny-irn"]
     assert irn["affinity"]["method"] == "irn"
-    assert irn["affinity"]["init_from_classifier"] is False  # net/resnet50_irn.py:13, resnet50(pretrained=True), frozen
+    # net/resnet50_irn.py:13, resnet50(pretrained=True), frozen; the tiny config has no pretrained weights, so the
+    # frozen features are the classifier's, not random ones
+    assert irn["affinity"]["init_from_classifier"] is True
+    config = merge_compare(yaml.safe_load(TINY.read_text()), ["irn"])
+    config["backbone"]["weights"] = "IMAGENET1K_V1"
+    assert comparison_runs(validate_config(config))["tiny-irn"]["affinity"]["init_from_classifier"] is False
     # run_sample.py:47-52 (beta 10, exp_times 8: 2^8 steps, sem_seg_bg_thres 0.25); step/make_sem_seg_labels.py:41
     # (radius=5), on the stride-4 grid of the boundary map
     assert irn["affinity"]["radius"] == 5

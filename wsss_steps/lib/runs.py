@@ -87,7 +87,11 @@ def comparison_runs(config: dict) -> dict:
             raise ConfigError(f"config key 'compare.methods': unknown method '{method}'; choose from "
                               f"{', '.join(sorted(methods))}.")
         name = f"{config['run_name']}-{method}"
-        runs[name] = validate_config(merged(config, {**methods[method], "run_name": name}))
+        settings = methods[method]
+        if method == "irn" and not config["backbone"].get("weights"):
+            # irn freezes ImageNet features; without pretrained weights the frozen features are the classifier's
+            settings = merged(settings, {"affinity": {"init_from_classifier": True}})
+        runs[name] = validate_config(merged(config, {**settings, "run_name": name}))
     return runs
 
 
