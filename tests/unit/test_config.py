@@ -59,6 +59,16 @@ def test_alpha_low_must_be_below_alpha_high(good):
         validate_config(config)
 
 
+def test_irn_on_a_random_frozen_backbone_is_refused_naming_the_key(good):
+    config = copy.deepcopy(good)
+    config["backbone"]["weights"] = None
+    config["affinity"].update(method="irn", init_from_classifier=False)
+    with pytest.raises(ConfigError, match=r"'affinity\.init_from_classifier': IRN freezes its backbone"):
+        validate_config(config)
+    config["affinity"]["init_from_classifier"] = True
+    validate_config(config)
+
+
 def test_every_schema_property_is_documented():
     schema = yaml.safe_load((REPO / "wsss_steps" / "schemas" / "config.schema.yaml").read_text())
 

@@ -114,6 +114,11 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> dict:
         if len(given) != 1:
             what = "both epochs and steps" if given else "neither epochs nor steps"
             raise ConfigError(f"config key '{section}.steps': {section} gives {what}; give one of them.")
+    affinity = config["affinity"]
+    if affinity.get("method") == "irn" and not affinity["init_from_classifier"] and not config["backbone"].get("weights"):
+        raise ConfigError("config key 'affinity.init_from_classifier': IRN freezes its backbone, and without "
+                          "backbone.weights it would be random; set it to true (the classifier's backbone) or give "
+                          "backbone.weights.")
     labels_cfg = config["affinity_labels"]
     if labels_cfg["alpha_low"] >= labels_cfg["alpha_high"]:
         raise ConfigError("config key 'affinity_labels.alpha_low': must be smaller than affinity_labels.alpha_high.")
