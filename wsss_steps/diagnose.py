@@ -97,12 +97,12 @@ def main(argv=None):
             gt = layout.mask(image_id)
             image = to_tensor(layout.image(image_id)).to(device)
             if by_boundary:
-                fine, _, _ = irn.boundary_map(model, image)
+                boundary, padded_size, (h, w) = irn.boundary_map(model, image, stride)
+                fine = boundary if stride == irn.BOUNDARY_STRIDE else irn.boundary_map(model, image)[0]
                 up = F.interpolate(fine[None, None], scale_factor=irn.BOUNDARY_STRIDE, mode="bilinear",
                                    align_corners=False)[0, 0, :gt.shape[0], :gt.shape[1]]
                 for key, count in irn.boundary_precision_recall(up.cpu().numpy() > 0.5, gt, layout.ignore_index).items():
                     edges[key] += count
-                boundary, padded_size, (h, w) = irn.boundary_map(model, image, stride)
                 grid = (padded_size[0] // stride, padded_size[1] // stride)  # the padding's cells as boundary (a = 0)
                 learned = irn.neighbour_boundary_affinity(F.pad(boundary, (0, grid[1] - boundary.shape[1], 0,
                                                                            grid[0] - boundary.shape[0]), value=1.0), radius)

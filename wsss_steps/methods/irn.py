@@ -62,8 +62,20 @@ def boundary_loss_terms(affinity: torch.Tensor, fg_pos: torch.Tensor, bg_pos: to
 def boundary_loss(affinity: torch.Tensor, fg_pos: torch.Tensor, bg_pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     """L = (L+ + L-) / 2 with L+ = L+bg / 2 + L+fg / 2: each term the mean of -log(a + eps) (positive pairs) or
     -log(1 + eps - a) (negative pairs) over its pairs."""
-    terms = boundary_loss_terms(affinity, fg_pos, bg_pos, neg)
+    return combined(boundary_loss_terms(affinity, fg_pos, bg_pos, neg))
+
+
+def combined(terms: dict) -> torch.Tensor:
+    """L = (L+bg / 2 + L+fg / 2 + L-) / 2 from ``boundary_loss_terms``."""
     return (terms["pos_bg"] / 2 + terms["pos_fg"] / 2 + terms["neg"]) / 2
+
+
+def _segment_max(cell, dy: int, dx: int) -> torch.Tensor:
+    """max over the cells of ``segment_cells(dy, dx)`` of ``cell(cy, cx)``, a view of B shifted by that cell."""
+    worst = None
+    for cy, cx in segment_cells(dy, dx):
+        worst = cell(cy, cx) if worst is None else torch.maximum(worst, cell(cy, cx))
+    return worst
 
 
 def path_affinities(boundary: torch.Tensor, offsets) -> torch.Tensor:
@@ -73,10 +85,7 @@ def path_affinities(boundary: torch.Tensor, offsets) -> torch.Tensor:
     out = []
     for dy, dx in offsets:
         y0, y1, x0, x1 = 0, height - dy, max(0, -dx), min(width, width - dx)  # the pairs' sources (pair_labels)
-        worst = None
-        for cy, cx in segment_cells(dy, dx):
-            cell = boundary[..., y0 + cy:y1 + cy, x0 + cx:x1 + cx]
-            worst = cell if worst is None else torch.maximum(worst, cell)
+        worst = _segment_max(lambda cy, cx: boundary[..., y0 + cy:y1 + cy, x0 + cx:x1 + cx], dy, dx)
         out.append((1.0 - worst).flatten())
     return torch.cat(out)
 
@@ -90,8 +99,7 @@ def boundary_loss_fn(radius: int = TRAIN_RADIUS):
         boundary = torch.sigmoid(net(batch["image"])[:, 0])
         labels = feature_labels(batch["labels"], boundary.shape[-2:])
         terms = boundary_loss_terms(path_affinities(boundary, offsets), *pair_labels(labels, offsets))
-        loss = (terms["pos_bg"] / 2 + terms["pos_fg"] / 2 + terms["neg"]) / 2  # boundary_loss, with its terms kept
-        return loss, {k: v.item() for k, v in terms.items()}
+        return combined(terms), {k: v.item() for k, v in terms.items()}
 
     return loss_fn
 
@@ -107,11 +115,8 @@ def neighbour_boundary_affinity(boundary: torch.Tensor, radius: int) -> torch.Te
         if (dy, dx) == (0, 0):
             out[k] = 1.0
             continue
-        worst = None
-        for cy, cx in segment_cells(dy, dx):
-            cell = padded[radius + cy:radius + cy + height, radius + cx:radius + cx + width]
-            worst = cell if worst is None else torch.maximum(worst, cell)
-        out[k] = 1.0 - worst
+        out[k] = 1.0 - _segment_max(lambda cy, cx: padded[radius + cy:radius + cy + height,
+                                                          radius + cx:radius + cx + width], dy, dx)
     return out
 
 
