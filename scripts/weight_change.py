@@ -13,12 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import h5py
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wsss_steps.lib.artifacts import read_state_dict  # noqa: E402
+from wsss_steps.lib.artifacts import open_store, read_state_dict  # noqa: E402
 
 LEVELS = ("conv1", "layer1", "layer2", "layer3", "layer4")
 
@@ -44,7 +43,7 @@ def main(argv=None) -> int:
     parser.add_argument("weights", help="a weights file of this project (HDF5, e.g. classifier.weights.h5)")
     parser.add_argument("reference", help="the state dict it started from (a torchvision .pth file)")
     args = parser.parse_args(argv)
-    with h5py.File(args.weights, "r") as store:
+    with open_store(args.weights) as store:
         trained = read_state_dict(store["state_dict"])
     reference = torch.load(args.reference, map_location="cpu", weights_only=True)
     for level, change in relative_change(trained, reference).items():
