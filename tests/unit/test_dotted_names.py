@@ -40,3 +40,13 @@ def test_every_dotted_package_name_in_docs_and_code_resolves():
     assert len(found) > 20  # the scan sees the package's names at all
     broken = {name: sorted(where) for name, where in found.items() if not resolves(name)}
     assert not broken, f"names that do not import: {broken}"
+
+
+def test_no_test_imports_the_tests_folder_as_a_package():
+    """CI runs pytest from a fresh clone without the repository on sys.path: ``tests`` is not a package there, so
+    helpers are imported as ``conftest`` (the folder pytest puts on the path). Regression: one such import stopped CI
+    at collection."""
+    pattern = re.compile(r"^\s*(from|import)\s+tests\b", re.MULTILINE)
+    offenders = [str(path.relative_to(REPO)) for path in (REPO / "tests").rglob("*.py")
+                 if pattern.search(path.read_text())]
+    assert not offenders, f"import conftest, not tests.conftest: {offenders}"

@@ -4,7 +4,7 @@ import h5py
 import pytest
 import torch
 
-from tests.conftest import load_script
+from conftest import load_script
 from wsss_steps.lib.artifacts import write_state_dict
 
 
