@@ -107,7 +107,7 @@ def test_a_wheel_installed_outside_the_repository_validates_the_config_and_runs_
     assert helped.returncode == 0 and "--affinity-params" in helped.stdout, helped.stderr[-3000:]
 
 
-SETUP = "python3 -m venv .uv && .uv/bin/pip install uv==0.13.8 && .uv/bin/uv run --frozen "
+SETUP = "python3 -m venv .uv && .uv/bin/pip install uv==0.13.8 && .uv/bin/uv run --frozen --compile-bytecode "
 
 
 def test_the_readme_s_set_up_works_from_a_system_python_that_refuses_pip_install(tmp_path):
