@@ -22,7 +22,7 @@ sys.path.insert(0, workflow.basedir)
 from wsss_steps.lib.code_key import stage_code
 from wsss_steps.lib.config import DATASET_WRITERS, ConfigError, method_blocks, validate_config, weights_file
 from wsss_steps.data.manifest import write_manifests
-from wsss_steps.sweep import cam_point_names, cam_point_settings, point_names, point_settings
+from wsss_steps.lib.sweep_points import cam_point_names, cam_point_settings, point_names, point_settings
 from wsss_steps.lib.runs import check_run_matches, comparison_runs, round_owner, stage_owners
 
 validate_config(config)  # also fills in the schema's defaults

