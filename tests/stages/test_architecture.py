@@ -141,3 +141,17 @@ def test_snakefmt_check_passes():
         pytest.skip("snakefmt is not installed in this environment (it is in the dev group of pyproject.toml)")
     proc = run([str(snakefmt), "--check", "."], cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_planning_the_workflow_imports_no_pytorch(tmp_path):
+    """Every Snakemake invocation plans first (and, on a cluster, every job); importing PyTorch there cost about 2 s
+    each (regression: common.smk took the sweep's point names from the sweep stage, which imports it)."""
+    plan = ("import runpy, sys\n"
+            "sys.argv = ['snakemake', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('snakemake', run_name='__main__')\n"
+            "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+            "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
+    proc = run([sys.executable, "-c", plan, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                "--configfile", str(REPO / "tests" / "tiny_config.yaml"), "-n", "all", "sweep_walk", "sweep_cams"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.split()[-2:] == ["False", "False"], "planning imported torch or matplotlib"
