@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 
 class WeightsError(ValueError):
@@ -138,6 +137,8 @@ class ResNet50Backbone(nn.Module):
             raise ValueError("output_stride must be 8 or 16")
         if batch_norm not in BATCH_NORMS:
             raise ValueError(f"batch_norm must be one of {BATCH_NORMS}, not {batch_norm!r}")
+        import torchvision  # here, not at the top: it costs about 2 s per process, and the tiny backbone needs none
+
         norm = torchvision.ops.FrozenBatchNorm2d if batch_norm == "frozen" else nn.BatchNorm2d
         net = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, output_stride == 8, True],
                                           norm_layer=norm)
@@ -185,6 +186,8 @@ class ResNet50Backbone(nn.Module):
                 raise WeightsError(f"{path}: backbone weights file not found.")
             state = torch.load(path, map_location="cpu", weights_only=True)
         else:
+            import torchvision
+
             try:
                 enum = torchvision.models.ResNet50_Weights[weights]
             except KeyError:
