@@ -26,7 +26,8 @@ def _key(path) -> str:
 
 
 def load_schema(schema_path=SCHEMA_PATH) -> dict:
-    return yaml.load(Path(schema_path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: same dict, 7x faster
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where built in: the same dict, 7x faster
+    return yaml.load(Path(schema_path).read_text(), Loader=loader)
 
 
 def _filling_defaults(validator_class):

@@ -121,8 +121,8 @@ def confident_background_warnings(rates: dict) -> list[dict]:
     """Warnings for classes whose walked pixels lie on CAM background the affinity labels call confident background
     in more than MAX_CONFIDENT_BACKGROUND of them."""
     return high_rates("random_walk", "confident_background", rates, MAX_CONFIDENT_BACKGROUND,
-                      "random_walk.beta / random_walk.t (the walk crosses the boundaries AffinityNet learnt), "
-                      "random_walk.bg_threshold, or the affinities (affinity.steps, affinity_labels.alpha_high)",
+                      "random_walk.beta / random_walk.t (the walk crosses the learnt boundaries, AffinityNet's "
+                      "or IRN's), random_walk.bg_threshold, or the affinities (affinity.steps, affinity_labels.alpha_high)",
                       "the walk spreads the class over what the affinity labels call confident background")
 
 
