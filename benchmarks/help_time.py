@@ -21,12 +21,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def seconds(cmd: list[str], repeats: int) -> float:
-    """The median wall time of ``repeats`` runs of ``cmd`` (each must succeed)."""
+def seconds(cmd: list[str], repeats: int, env: dict | None = None) -> float:
+    """The median wall time of ``repeats`` runs of ``cmd`` (each must succeed), in ``env`` (default: this one's)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+        subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

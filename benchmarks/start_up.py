@@ -20,26 +20,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from help_time import seconds  # this folder is on sys.path when a benchmark runs as a script
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def seconds(cmd: list[str], env: dict, repeats: int, cwd) -> float:
-    """The median wall time of ``repeats`` runs of ``cmd`` (each must succeed)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if proc.returncode:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return statistics.median(times)
 
 
 def compiled() -> bool:
@@ -54,14 +41,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="start_up_"))
-    plan = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
+    work = tempfile.TemporaryDirectory(prefix="start_up_")
+    empty = tempfile.TemporaryDirectory(prefix="no_bytecode_")
+    plan = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", work.name,
             "--configfile", str(REPO / "tests" / "tiny_config.yaml"), "-n"]
     commands = {"import torch": [sys.executable, "-c", "import torch"],
                 "import a training stage": [sys.executable, "-c", "import wsss_steps.train_classifier"],
                 "snakemake -n (tiny config)": plan}
-    empty = Path(tempfile.mkdtemp(prefix="no_bytecode_"))
-    baseline = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=str(empty))
+    baseline = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=empty.name)
     installed = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     installed.pop("PYTHONPYCACHEPREFIX", None)
     if not compiled():
@@ -69,7 +56,7 @@ def main(argv=None) -> int:
         return 1
     print(f"median of {args.repeats} fresh processes, seconds: baseline (no bytecode) / compiled / ratio")
     for name, cmd in commands.items():
-        before, after = seconds(cmd, baseline, args.repeats, REPO), seconds(cmd, installed, args.repeats, REPO)
+        before, after = seconds(cmd, args.repeats, baseline), seconds(cmd, args.repeats, installed)
         print(f"{name:28s} {before:6.2f} / {after:6.2f} / {before / after:4.1f}x")
     return 0
 

@@ -152,6 +152,7 @@ def test_planning_the_workflow_imports_no_pytorch(tmp_path):
             "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
             "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
     proc = run([sys.executable, "-c", plan, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-                "--configfile", str(REPO / "tests" / "tiny_config.yaml"), "-n", "all", "sweep_walk", "sweep_cams"], cwd=tmp_path)
+                "--configfile", str(REPO / "tests" / "tiny_config.yaml"), "-n", "all", "sweep_walk", "sweep_cams"],
+               cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.split()[-2:] == ["False", "False"], "planning imported torch or matplotlib"
