@@ -37,7 +37,7 @@ def main(argv=None):
         loss_fn = boundary_loss_fn(params.get("irn", {}).get("train_radius", TRAIN_RADIUS))
     else:
         model = build_affinity_net(backbone_cfg, params["head_channels"], pretrained=not init,
-                                   feature_stride=params.get("feature_stride"))
+                                   feature_stride=params.get("feature_stride"), head_init=params.get("head_init"))
         loss_fn = affinity_loss_fn(params["radius"])
     if init:
         load_classifier_backbone(model.backbone, args.classifier, backbone_cfg, layout.classes)

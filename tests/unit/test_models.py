@@ -224,3 +224,35 @@ def test_backbone_amp_auto_is_bf16_only_where_the_device_computes_bfloat16_nativ
             level = plain(image)[1]
             assert torch.equal(auto.forward_from(1, level), same_as.forward_from(1, level))
 
+
+
+def test_affinity_head_init_psa_draws_the_convs_as_psas_network():
+    # psa network/resnet38_aff.py lines 13-22: the four convs are built (each with PyTorch's default draw), then
+    # kaiming_normal_ on f8_3, f8_4, f8_5 and xavier_uniform_(gain=4) on f9, in that order
+    tiny = make_backbone("tiny", width=4)
+    channels = (4, 6, 8)
+    torch.manual_seed(3)
+    net = AffinityNet(tiny, channels, head_init="psa")
+    torch.manual_seed(3)
+    f8 = [torch.nn.Conv2d(c, h, 1, bias=False) for c, h in zip(tiny.channels, channels)]
+    f9 = torch.nn.Conv2d(sum(channels), sum(channels), 1, bias=False)
+    for conv in f8:
+        torch.nn.init.kaiming_normal_(conv.weight)
+    torch.nn.init.xavier_uniform_(f9.weight, gain=4)
+    for ours, theirs in zip(net.reduce, f8):
+        assert torch.equal(ours.weight, theirs.weight)
+    assert torch.equal(net.fuse.weight, f9.weight)
+    # by hand: xavier's bound is gain * sqrt(6 / (fan_in + fan_out)) = 4 * sqrt(6 / 36) for an 18 x 18 1x1 conv
+    assert net.fuse.weight.abs().max() <= 4 * (6 / 36) ** 0.5
+
+
+def test_affinity_head_init_absent_keeps_pytorchs_default_and_an_unknown_name_is_refused():
+    tiny = make_backbone("tiny", width=4)
+    torch.manual_seed(3)
+    absent = AffinityNet(tiny, (4, 6, 8))
+    torch.manual_seed(3)
+    named = AffinityNet(tiny, (4, 6, 8), head_init="torch")
+    assert torch.equal(absent.fuse.weight, named.fuse.weight)
+    assert absent.fuse.weight.abs().max() <= 1 / 18 ** 0.5  # PyTorch's default: within 1/sqrt(fan_in)
+    with pytest.raises(ValueError, match="head_init"):
+        AffinityNet(tiny, (4, 6, 8), head_init="xavier")
