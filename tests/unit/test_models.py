@@ -225,7 +225,6 @@ def test_backbone_amp_auto_is_bf16_only_where_the_device_computes_bfloat16_nativ
             assert torch.equal(auto.forward_from(1, level), same_as.forward_from(1, level))
 
 
-
 def test_affinity_head_init_psa_draws_the_convs_as_psas_network():
     # psa network/resnet38_aff.py lines 13-22: the four convs are built (each with PyTorch's default draw), then
     # kaiming_normal_ on f8_3, f8_4, f8_5 and xavier_uniform_(gain=4) on f9, in that order
