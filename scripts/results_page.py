@@ -29,8 +29,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "docs" / "runs"
 PAGE = REPO / "docs" / "results.md"
-STAGES = ("train_classifier", "extract_cams", "make_affinity_labels", "train_affinity", "random_walk",
-          "train_segmentation", "evaluate")
 ROWS = (("cam", "CAM"), ("rw", "CAM + RW"), ("seg", "segmentation"), ("seg_crf", "segmentation + CRF"))
 STAGE_TIME = re.compile(r"stage took ([0-9.]+) s")
 
@@ -51,13 +49,16 @@ def cpu_model() -> str:
 
 
 def stage_seconds(run_dir: Path) -> dict:
-    """{stage: seconds} from the last 'stage took N s' line of each stage's log."""
+    """{job: seconds} from the last 'stage took N s' line of each job's log in the run's logs/.
+
+    Every job the run's folder holds counts, not only the seven stages: make_saliency (EPS) and the
+    adversarial-erasing rounds (ae_train_classifier_round2, ae_extract_cams_round2, mine_regions_round1, ...).
+    """
     out = {}
-    for stage in STAGES:
-        log = run_dir / "logs" / f"{stage}.log"
-        found = STAGE_TIME.findall(log.read_text(errors="replace")) if log.is_file() else []
+    for log in sorted((run_dir / "logs").glob("*.log")):
+        found = STAGE_TIME.findall(log.read_text(errors="replace"))
         if found:
-            out[stage] = float(found[-1])
+            out[log.stem] = float(found[-1])
     return out
 
 
@@ -66,8 +67,11 @@ def computed_in(run_dir: Path) -> dict:
     import h5py
 
     out = {}
-    for stage, name in (("train_classifier", "classifier.weights.h5"), ("train_affinity", "affinity.weights.h5"),
-                        ("train_segmentation", "segmentation.weights.h5")):
+    rounds = sorted(run_dir.glob("adversarial_erasing/classifier_round*.h5"))
+    for stage, name in (("train_classifier", "classifier.weights.h5"),
+                        *((f"ae_train_classifier_{path.stem.split('_')[-1]}", path.relative_to(run_dir))
+                          for path in rounds),
+                        ("train_affinity", "affinity.weights.h5"), ("train_segmentation", "segmentation.weights.h5")):
         path = run_dir / name
         if path.is_file():
             with h5py.File(path, "r") as store:

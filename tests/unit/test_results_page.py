@@ -37,6 +37,28 @@ def test_the_page_holds_each_figure_of_a_record_with_its_provenance():
             "(oracle) 50.1; boundary B > 0.5 within 2 px of the masks' boundaries: precision 0.12, recall 0.28") in page
 
 
+def test_a_record_times_every_job_of_the_run_s_folder(tmp_path):
+    # regression: the adversarial-erasing rounds and make_saliency ran but were missing from the record's times
+    import h5py
+
+    page_script = load_script("results_page")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "train_affinity.log").write_text("INFO stage took 10.0 s, peak\nINFO stage took 303.9 s, peak memory 2 MiB\n")
+    (logs / "ae_train_classifier_round2.log").write_text("INFO stage took 184.6 s, peak memory 1 MiB\n")
+    (logs / "mine_regions_round1.log").write_text("INFO stage took 2.6 s, peak memory 1 MiB\n")
+    (logs / "random_walk.log").write_text("Traceback: the job failed before it finished\n")
+    assert page_script.stage_seconds(tmp_path) == {"train_affinity": 303.9, "ae_train_classifier_round2": 184.6,
+                                                   "mine_regions_round1": 2.6}
+    (tmp_path / "adversarial_erasing").mkdir()
+    for path, amp in ((tmp_path / "adversarial_erasing" / "classifier_round2.h5", "bf16"),
+                      (tmp_path / "segmentation.weights.h5", "float32")):
+        with h5py.File(path, "w") as store:
+            store.attrs.update({"device": "cpu", "amp": amp})
+    assert page_script.computed_in(tmp_path) == {"ae_train_classifier_round2": "cpu bf16",
+                                                 "train_segmentation": "cpu float32"}
+
+
 def test_docs_results_md_is_what_the_records_give():
     page_script = load_script("results_page")
     records = page_script.read_records()
