@@ -30,6 +30,9 @@ def test_the_page_holds_each_figure_of_a_record_with_its_provenance():
     assert "- CAM at the best threshold of its curve: **60.1** at 0.35 (the table's CAM row: 0.2)" in page
     assert "survives the walk): kite 1.00" in page and "covers the whole image): kite 0.11" in page
     assert "diagnose" not in page  # a record without diagnose.json
+    # the side-by-side table: one row per run under its dataset, "-" where a stage is not scored
+    assert "### synthetic" in page
+    assert "| demo | 57.2 | 60.1 (0.35) | 66.1 | - | - | 1 | 8 min | abc1234 |" in page
     record["diagnose"] = {"images": 100, "walk_miou": {"learned": 55.65, "oracle": 50.12},
                           "boundary": {"precision": 0.116, "recall": 0.284, "tolerance_px": 2, "threshold": 0.5}}
     page = page_script.build_page([record])
