@@ -97,12 +97,17 @@ def diagnosis(run_dir: Path) -> dict:
     return {"diagnose": json.loads(path.read_text())} if path.is_file() else {}
 
 
+def best_cam(summary: dict) -> dict | None:
+    """The point of the CAM threshold curve with the highest mIoU ({"threshold", "miou"}), None without a curve."""
+    curve = summary.get("cam", {}).get("curve") or []
+    return max(curve, key=lambda point: point["miou"]) if curve else None
+
+
 def extra_lines(summary: dict, diagnose: dict | None) -> list[str]:
     """The CAM at the best threshold of its curve, the walk's health figures, and diagnose's figures when recorded."""
     lines = []
-    curve = summary.get("cam", {}).get("curve") or []
-    if curve:
-        best = max(curve, key=lambda point: point["miou"])
+    best = best_cam(summary)
+    if best:
         lines.append(f"- CAM at the best threshold of its curve: **{best['miou']:.1f}** at {best['threshold']:g} "
                      f"(the table's CAM row: {summary['cam'].get('threshold', '?')})")
     walk = summary.get("health", {}).get("stages", {}).get("random_walk", {})
@@ -170,8 +175,7 @@ def side_by_side(records: list[dict]) -> list[str]:
         for record in sorted((r for r in records if r["summary"]["dataset"] == dataset), key=lambda r: r["run"]):
             summary = record["summary"]
             cells = [f"{summary[key]['miou']:.1f}" if summary.get(key) else "-" for key in ("cam", "rw", "seg", "seg_crf")]
-            curve = summary.get("cam", {}).get("curve") or []
-            best = max(curve, key=lambda point: point["miou"]) if curve else None
+            best = best_cam(summary)
             cells.insert(1, f"{best['miou']:.1f} ({best['threshold']:g})" if best else "-")
             seconds = record.get("wall_seconds")
             wall = f"{int(round(seconds)) // 60} min" if seconds else "-"
