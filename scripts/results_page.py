@@ -174,7 +174,7 @@ def side_by_side(records: list[dict]) -> list[str]:
                   "| commit |", "|---|---|---|---|---|---|---|---|---|"]
         for record in sorted((r for r in records if r["summary"]["dataset"] == dataset), key=lambda r: r["run"]):
             summary = record["summary"]
-            cells = [f"{summary[key]['miou']:.1f}" if summary.get(key) else "-" for key in ("cam", "rw", "seg", "seg_crf")]
+            cells = [f"{summary[key]['miou']:.1f}" if summary.get(key) else "-" for key, _ in ROWS]
             best = best_cam(summary)
             cells.insert(1, f"{best['miou']:.1f} ({best['threshold']:g})" if best else "-")
             seconds = record.get("wall_seconds")
